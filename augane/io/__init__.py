@@ -1,0 +1,1 @@
+"""Reading and writing data: atomic outputs, Zarr shard stores, datasets and manifests."""
