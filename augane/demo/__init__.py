@@ -1,0 +1,1 @@
+"""The embedded default: demo face model, synthetic AU-labelled world and stand-in detectors."""

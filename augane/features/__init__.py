@@ -1,0 +1,1 @@
+"""Feature-caching stage: AU detector and DECA outputs per shard."""

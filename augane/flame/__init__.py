@@ -1,0 +1,1 @@
+"""Face-model geometry: FLAME-format files, linear blend skinning, landmarks, the camera, mesh export."""

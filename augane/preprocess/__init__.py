@@ -1,0 +1,1 @@
+"""Preprocessing stage: manifests, face crops and MediaPipe landmarks into Zarr shards."""

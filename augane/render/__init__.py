@@ -1,0 +1,1 @@
+"""Differentiable rendering in plain PyTorch: rasteriser, attribute interpolation, SH shading, compositing."""

@@ -1,0 +1,1 @@
+"""Training GANE on cached features with the AU-based losses."""
