@@ -97,7 +97,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"config file {path} does not exist")
     try:
         with open(path, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle) or {}
+            # JSON (the workflow's resolved config) is read as JSON: YAML 1.1 takes 1e-05 for a string
+            config = (json.load(handle) if path.suffix.lower() == ".json" else yaml.safe_load(handle)) or {}
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid JSON: {err}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
     if not isinstance(config, dict):
