@@ -80,21 +80,61 @@ def invert_transform(transform: np.ndarray) -> np.ndarray:
     return np.linalg.inv(full)[:2]
 
 
+#: Below this crop scale (crop pixels per source pixel) the source is first shrunk
+#: with area averaging: ``cv2.warpAffine`` samples without a low-pass filter, so a
+#: large downscale would alias (moire on hair, textures, checkerboards).
+PRESHRINK_BELOW = 2.0 / 3.0
+
+
+def _preshrink(image: np.ndarray, transform: np.ndarray, size: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Area-average the part of ``image`` the crop sees down to about the crop's resolution.
+
+    Returns the shrunk region and the transform from its pixels to crop pixels
+    (``None`` when the crop lies entirely outside the image).
+    """
+    corners = apply_transform(
+        np.array([[0.0, 0.0], [size, 0.0], [0.0, size], [size, size]]), invert_transform(transform)
+    )
+    height, width = image.shape[:2]
+    x0 = max(0, int(np.floor(corners[:, 0].min())) - 1)
+    y0 = max(0, int(np.floor(corners[:, 1].min())) - 1)
+    x1 = min(width, int(np.ceil(corners[:, 0].max())) + 1)
+    y1 = min(height, int(np.ceil(corners[:, 1].max())) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return None, transform
+    scale = np.sqrt(abs(np.linalg.det(transform[:, :2])))
+    out_width = max(1, int(round((x1 - x0) * scale)))
+    out_height = max(1, int(round((y1 - y0) * scale)))
+    region = cv2.resize(image[y0:y1, x0:x1], (out_width, out_height), interpolation=cv2.INTER_AREA)
+    # resize maps pixel edges onto pixel edges: source x = x0 + x_small * (x1 - x0) / out_width
+    to_source = np.array([[(x1 - x0) / out_width, 0.0, x0], [0.0, (y1 - y0) / out_height, y0]])
+    linear = transform[:, :2] @ to_source[:, :2]
+    offset = transform[:, :2] @ to_source[:, 2] + transform[:, 2]
+    return region, np.column_stack([linear, offset])
+
+
 def warp_to_crop(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
     """Resample ``image`` (H, W, C) into the (size, size, C) crop; outside is black.
 
-    OpenCV addresses pixels by their centres at integer positions, so the
-    continuous-coordinate transform is shifted by half a pixel on both sides.
+    Downscales by more than 1.5x first area-average the region the crop sees
+    (:data:`PRESHRINK_BELOW`), then the remaining near-unit-scale warp is
+    bilinear. OpenCV addresses pixels by their centres at integer positions,
+    so the continuous-coordinate transform is shifted by half a pixel on both
+    sides.
     """
+    if np.sqrt(abs(np.linalg.det(transform[:, :2]))) < PRESHRINK_BELOW:
+        region, transform = _preshrink(image, transform, size)
+        if region is None:
+            return np.zeros((size, size, *image.shape[2:]), image.dtype)
+        image = region
     linear, offset = transform[:, :2], transform[:, 2]
     half = np.array([0.5, 0.5])
     opencv_affine = np.column_stack([linear, offset + linear @ half - half])
-    interpolation = cv2.INTER_AREA if linear[0, 0] < 1.0 else cv2.INTER_LINEAR
     return cv2.warpAffine(
         image,
         opencv_affine,
         (size, size),
-        flags=interpolation,
+        flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )

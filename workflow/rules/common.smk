@@ -2,6 +2,8 @@
 # config every rule passes to the `augane` command, and target lists.
 
 import json
+import os
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -42,3 +44,82 @@ FINAL_TARGETS = []
 def all_targets(wildcards):
     """Every final output of the workflow for the current config."""
     return [path for function in FINAL_TARGETS for path in function(wildcards)]
+
+
+# The `augane` command that rules call is the one installed beside the Python
+# running this workflow (the project's .venv), whether or not it is activated.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+# --- datasets and the preprocessing cache --------------------------------------------
+# results/cache/<dataset>/manifest.parquet is written by the checkpoint `manifest`
+# (the number of shards depends on the data); every later stage asks for its
+# shards with shards_of(dataset).
+
+wildcard_constraints:
+    dataset="[A-Za-z0-9_-]+",
+    shard="[0-9]{4}",
+
+
+def dataset_names():
+    """Names of the datasets in the config, in config order."""
+    return list(config.get("datasets", {}))
+
+
+def cache_dir(dataset):
+    """results/cache/<dataset>"""
+    return f"results/cache/{dataset}"
+
+
+def manifest_path(dataset):
+    """The manifest of a dataset (output of the checkpoint `manifest`)."""
+    return f"{cache_dir(dataset)}/manifest.parquet"
+
+
+def preprocess_store(dataset, shard):
+    """The preprocess Zarr store of one shard (shard given as its 4-digit name)."""
+    return f"{cache_dir(dataset)}/shard-{shard}/preprocess.zarr"
+
+
+def shards_of(dataset):
+    """4-digit names of a dataset's shards, read from its manifest (evaluates the
+    checkpoint `manifest`, so call it from input functions only)."""
+    from augane.io.manifest import manifest_shard_count, shard_name
+
+    manifest = checkpoints.manifest.get(dataset=dataset).output.manifest
+    return [shard_name(shard) for shard in range(manifest_shard_count(manifest))]
+
+
+def dataset_sources(wildcards):
+    """The files or folders a dataset is read from: inputs of its manifest, so
+    that a rule producing them (e.g. `samples`, the demo world) runs first."""
+    path = config["datasets"][wildcards.dataset]["path"]
+    paths = [path] if isinstance(path, str) else list(path)
+    labels = config["datasets"][wildcards.dataset].get("labels")
+    return paths + ([labels] if labels else [])
+
+
+def dataset_settings(wildcards):
+    """Digest of a dataset's config and the shard size: a manifest's params."""
+    return digest(
+        {
+            "dataset": config["datasets"][wildcards.dataset],
+            "shard_size": config["preprocess"]["shard_size"],
+        }
+    )
+
+
+def mediapipe_task_input(wildcards):
+    """The configured MediaPipe .task file, if any (an input of preprocessing)."""
+    task = config["resources"].get("mediapipe_task")
+    return [task] if task else []
+
+
+def preprocess_stores(wildcards):
+    """Every preprocess store of a dataset (input of `preprocess_gather`)."""
+    return [preprocess_store(wildcards.dataset, shard) for shard in shards_of(wildcards.dataset)]
+
+
+def preprocess_indexes(wildcards):
+    """index.parquet of every configured dataset."""
+    return [f"{cache_dir(dataset)}/index.parquet" for dataset in dataset_names()]
