@@ -146,7 +146,7 @@ def _pair_tables() -> tuple[Tensor, Tensor, Tensor]:
             first.append(a)
             second.append(b)
             rows.append(row)
-    average = torch.zeros(NUM_CONFIGURAL_FEATURES, len(rows))
+    average = torch.zeros(NUM_CONFIGURAL_FEATURES, len(rows), dtype=torch.float64)
     for column, row in enumerate(rows):
         average[row, column] = 1.0 / len(CONFIGURAL_FEATURES[row].pairs)
     return torch.tensor(first), torch.tensor(second), average
@@ -188,6 +188,8 @@ def au_relative_loss(predicted: Tensor, target: Tensor) -> dict[str, Tensor]:
         ``{"au_relative": scalar}``.
     """
     if predicted.shape != target.shape:
-        raise ValueError(f"predicted {tuple(predicted.shape)} and target {tuple(target.shape)} landmarks differ in shape")
+        raise ValueError(
+            f"predicted {tuple(predicted.shape)} and target {tuple(target.shape)} landmarks differ in shape"
+        )
     difference = configural_features(predicted) - configural_features(target)
     return {"au_relative": difference.abs().mean()}

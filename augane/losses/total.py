@@ -32,5 +32,7 @@ def weighted_total(terms: Mapping[str, Tensor], weights: Mapping[str, float]) ->
         )
     active = [weights[name] * value for name, value in terms.items() if weights[name]]
     if not active:
-        raise ConfigError(f"every weight in losses.weights is 0 for the computed terms {sorted(terms)}; nothing to train")
+        raise ConfigError(
+            f"every weight in losses.weights is 0 for the computed terms {sorted(terms)}; nothing to train"
+        )
     return sum(active[1:], active[0])

@@ -6,6 +6,9 @@ trainable ``E`` (D x d, no bias): N + 1 nodes of dimension d.
 
 1. A shared LayerNorm puts the two kinds of node on one scale (AFG features
    and ``X_DECA`` come from different networks with different magnitudes).
+   It makes GANE blind to a shift or rescaling of a node's whole feature
+   vector; the detector itself classifies from the direction of f_v
+   (cosine similarity with per-AU class vectors), which is kept.
 2. GAT (eq. 3): ``model.gat.layers`` torch-geometric ``GATConv`` or
    ``GATv2Conv`` layers over the fully connected node graph (self-loops by
    default), each with ``model.gat.heads`` heads of d / heads channels
@@ -28,8 +31,13 @@ exactly DECA's parameters::
 
     exp  = exp_DECA  + d_exp
     pose = pose_DECA + d_pose                (axis-angle added component-wise)
-    s    = s_DECA * exp(d_log_s)             (stays positive; relative change)
-    t    = t_DECA + d_t                      (model units, metres for FLAME)
+    s    = s_DECA * exp(d_log_s)             (relative change; stays positive)
+    t    = t_DECA + d_t / s_DECA             (d_t is the image shift, normalised units)
+
+Offsets of scale and translation are thus in image terms (a relative
+scale change, a shift in [-1, 1] coordinates), commensurate with the
+other outputs; a translation offset in metres would move the face by
+s_DECA (about 8 for a DECA crop) times as much per unit of output.
 
 With ``residual_on_deca: false`` (the ablation) the heads regress the
 parameters directly from a default (PyTorch) initialisation, as plain
@@ -59,6 +67,9 @@ POSE_DIM = 6
 CAMERA_DIM = 3
 
 _GAT_KINDS = {"gat": GATConv, "gatv2": GATv2Conv}
+
+#: Floor of DECA's camera scale when converting an image shift to a translation (DECA's s is about 5-10).
+_MIN_SCALE = 1e-3
 
 
 class GATBlock(nn.Module):
@@ -227,11 +238,13 @@ class GANE(nn.Module):
         if not self.residual_on_deca:
             return raw
         cam = deca["cam"]
-        scale = cam[:, :1] * torch.exp(raw["cam"][:, :1])
+        deca_scale = cam[:, :1]
+        scale = deca_scale * torch.exp(raw["cam"][:, :1])
+        translation = cam[:, 1:] + raw["cam"][:, 1:] / deca_scale.clamp_min(_MIN_SCALE)
         return {
             "exp": deca["exp"] + raw["exp"],
             "pose": deca["pose"] + raw["pose"],
-            "cam": torch.cat([scale, cam[:, 1:] + raw["cam"][:, 1:]], dim=1),
+            "cam": torch.cat([scale, translation], dim=1),
         }
 
     def _check_inputs(self, afg: Tensor, deca_feature: Tensor, deca: Mapping[str, Tensor] | None) -> None:

@@ -148,10 +148,10 @@ def test_loss_hand_computed_zero_when_equal_and_finite_gradients():
     iod = _iod(astronaut_landmarks_105())
     predicted[0, _at(14), 1] += 0.3 * iod  # open the mouth of sample 0 by 0.3 inter-ocular units
     loss = au_relative_loss(predicted, target)["au_relative"]
-    lips_part = configural_features(predicted)[0, NAMES.index("lips_part")] - configural_features(target)[0, NAMES.index("lips_part")]
-    mouth_height = configural_features(predicted)[0, NAMES.index("mouth_height")] - configural_features(target)[0, NAMES.index("mouth_height")]
-    thickness = configural_features(predicted)[0, NAMES.index("lip_thickness")] - configural_features(target)[0, NAMES.index("lip_thickness")]
-    # 13-14 grows by exactly 0.3 (the points are vertically aligned to within pixels) and 14-17 shrinks.
+    change = configural_features(predicted)[0] - configural_features(target)[0]
+    names = ("lips_part", "mouth_height", "lip_thickness")
+    lips_part, mouth_height, thickness = (change[NAMES.index(name)] for name in names)
+    # 13-14 grows by about 0.3 (the points are vertically aligned to within pixels) and 14-17 shrinks.
     assert lips_part.item() == pytest.approx(0.3, abs=0.01)
     assert mouth_height.item() == 0.0
     manual = (lips_part.abs() + thickness.abs()) / 23 / 2  # two samples, 23 features
