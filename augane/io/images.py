@@ -35,6 +35,9 @@ DEFAULT_MAX_PIXELS = 100_000_000
 
 _EXIF_ORIENTATION = 0x0112
 
+#: Float images whose maximum is at most this are taken as [0, 1] (small overshoots clipped).
+_FLOAT_UNIT_RANGE = 1.5
+
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files under ``folder`` (recursive, extension matched case-insensitively), sorted.
@@ -95,8 +98,8 @@ def to_rgb8(pixels: np.ndarray) -> np.ndarray:
 
     Args:
         pixels: (H, W), (H, W, 1|2|3|4) in OpenCV channel order (gray, gray+alpha,
-            BGR, BGRA); uint8, uint16 (scaled by 255/65535) or float (values in
-            [0, 1] scaled by 255, larger values clipped at 255).
+            BGR, BGRA); uint8, uint16 (scaled by 255/65535) or float (taken as
+            [0, 1] when no value exceeds 1.5, as [0, 255] otherwise; clipped).
     Returns:
         (H, W, 3) uint8 RGB; alpha is composited over black.
     Raises:
@@ -113,7 +116,7 @@ def to_rgb8(pixels: np.ndarray) -> np.ndarray:
         values, scale = pixels.astype(np.float32), 255.0 / 65535.0
     elif np.issubdtype(pixels.dtype, np.floating):
         values = np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        scale = 255.0 if float(values.max(initial=0.0)) <= 1.0 else 1.0
+        scale = 255.0 if float(values.max(initial=0.0)) <= _FLOAT_UNIT_RANGE else 1.0
     else:
         raise SourceUnreadableError(f"unsupported pixel type {pixels.dtype} (expected 8/16-bit or float)")
     channels = pixels.shape[2]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 
 from augane.preprocess.crop import (
     CropSettings,
@@ -49,3 +51,31 @@ def test_warp_puts_a_source_pixel_where_the_transform_says():
     ys, xs = np.mgrid[0:100, 0:100]
     centroid = np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum() + 0.5
     np.testing.assert_allclose(centroid, expected, atol=0.05)
+
+
+def test_large_downscale_is_anti_aliased():
+    checker = ((np.indices((800, 800)).sum(axis=0) % 2) * 255).astype(np.uint8)
+    image = np.repeat(checker[..., None], 3, axis=2)
+    transform = square_to_crop_transform(np.array([400.0, 400.0]), 800.0, 100)  # 8x smaller
+    crop = warp_to_crop(image, transform, 100)
+    assert abs(crop[5:-5, 5:-5].mean() - 127.5) < 2 and crop[5:-5, 5:-5].std() < 2
+    plain = cv2.warpAffine(image, transform, (100, 100), flags=cv2.INTER_LINEAR)[5:-5, 5:-5]  # no area filter
+    assert abs(plain.mean() - 127.5) > 50 or plain.std() > 50  # aliased: wrong mean or moire
+
+
+def test_downscaled_warp_stays_aligned():
+    image = np.zeros((1000, 1200, 3), np.uint8)
+    image[600:640, 300:340] = 255  # a 40 px square centred at continuous (320, 620)
+    transform = square_to_crop_transform(np.array([330.0, 610.0]), 500.0, 100)  # 5x smaller
+    crop = warp_to_crop(image, transform, 100).astype(float)[..., 0]
+    ys, xs = np.mgrid[0:100, 0:100] + 0.5
+    centroid = np.array([(xs * crop).sum(), (ys * crop).sum()]) / crop.sum()
+    np.testing.assert_allclose(centroid, apply_transform(np.array([[320.0, 620.0]]), transform)[0], atol=0.05)
+    assert crop.sum() / 255 == pytest.approx(8 * 8, rel=0.02)  # the square's area is kept
+
+
+def test_crop_outside_the_image_is_black():
+    image = np.full((50, 50, 3), 200, np.uint8)
+    for side in (20.0, 400.0):  # plain warp and pre-shrunk warp
+        transform = square_to_crop_transform(np.array([1000.0, 1000.0]), side, 32)
+        assert warp_to_crop(image, transform, 32).max() == 0
