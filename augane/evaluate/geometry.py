@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from augane.errors import DataError
+from augane.evaluate.predictions import KNOWN_METHODS
 from augane.landmarks import MEDIAPIPE_105, MP_LEFT_EYE_OUTER, MP_RIGHT_EYE_OUTER
 
 #: Positions of the outer eye corners within the 105 landmarks (subject's right, left).
@@ -162,6 +163,30 @@ def ground_truth_columns(table: pd.DataFrame, name: str) -> np.ndarray:
     return table[[found[i] for i in range(len(found))]].to_numpy(dtype=np.float64)
 
 
+def validate_errors(errors: pd.DataFrame, source: str = "errors") -> pd.DataFrame:
+    """Check a per-frame error table: a ``method`` column of known methods and at least one numeric error column.
+
+    Raises:
+        DataError: naming ``source`` and what was expected.
+    """
+    if "method" not in errors.columns:
+        raise DataError(f"{source}: the error table lacks column 'method'; it has {list(errors.columns)}")
+    unknown = sorted(set(errors["method"].astype(str)) - set(KNOWN_METHODS))
+    if unknown:
+        raise DataError(f"{source}: unknown method(s) {unknown}; expected some of {list(KNOWN_METHODS)}")
+    if not _error_columns(errors):
+        raise DataError(f"{source}: the error table holds no numeric error column (e.g. vertex_error_mm, landmark_nme)")
+    return errors
+
+
+def _error_columns(errors: pd.DataFrame) -> list[str]:
+    return [
+        c
+        for c in errors.columns
+        if c not in ("frame", "subject", "method", "sample_id") and pd.api.types.is_numeric_dtype(errors[c])
+    ]
+
+
 def summarise_errors(errors: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean, median and frame count of per-frame errors for each method.
 
@@ -173,12 +198,8 @@ def summarise_errors(errors: pd.DataFrame, metrics: Sequence[str] | None = None)
         rows = methods; columns ``<metric> mean``, ``<metric> median``, and ``frames``
         (frames with a value for every metric).
     """
-    if "method" not in errors.columns:
-        raise DataError(f"the error table lacks column 'method'; it has {list(errors.columns)}")
-    if metrics is None:
-        metrics = [c for c in errors.columns if c not in ("frame", "subject", "method", "sample_id") and pd.api.types.is_numeric_dtype(errors[c])]
-    if not metrics:
-        raise DataError("the error table holds no numeric error column")
+    errors = validate_errors(errors)
+    metrics = list(metrics) if metrics is not None else _error_columns(errors)
     grouped = errors.groupby("method", sort=False)
     summary = pd.DataFrame(index=pd.Index(list(grouped.groups), name="method"))
     for metric in metrics:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from augane.aus import DISFA_AUS
 from augane.errors import DataError
-from augane.evaluate.geometry import summarise_errors
+from augane.evaluate.geometry import summarise_errors, validate_errors
 from augane.evaluate.metrics import (
     AVERAGE_ROW,
     AlignedDetections,
@@ -32,7 +32,7 @@ from augane.evaluate.metrics import (
     support_per_au,
     zero_support_cells,
 )
-from augane.evaluate.predictions import labelled_aus
+from augane.evaluate.predictions import labelled_aus, read_table
 from augane.evaluate.qualitative import choose_frames, column_titles, load_grid_images, qualitative_grid
 from augane.evaluate.selection import VideoSelection, select_videos
 from augane.evaluate.settings import EvaluationSettings
@@ -124,12 +124,18 @@ def _label_scores(
     return label_f1(aligned, labels, settings.label_threshold, settings.zero_division), "", scored
 
 
-def _with_selection_columns(selection: VideoSelection, training: DetectorTraining) -> pd.DataFrame:
+def selection_table(selection: VideoSelection, training: DetectorTraining) -> pd.DataFrame:
+    """One row per subject: ``subject, label, frames, activations, rank, selected, seen_in_detector_training``."""
     table = selection.activity.copy()
     table.insert(1, "label", [subject_label(s) for s in table["subject"]])
     seen = [training.seen(s) for s in table["subject"]]
     table["seen_in_detector_training"] = ["unknown" if s is None else ("yes" if s else "no") for s in seen]
     return table
+
+
+def read_geometry_errors(path: str | Path) -> pd.DataFrame:
+    """Read a per-frame ground-truth error table (parquet or CSV) and check it."""
+    return validate_errors(read_table(path, "ground-truth errors"), source=str(path))
 
 
 def evaluate(
@@ -237,7 +243,7 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path, images_dir: 
         written[name] = out_dir / OUTPUTS[name]
         return written[name]
 
-    write_text_atomic(path("selection"), _with_selection_columns(result.selection, result.training).to_csv(index=False))
+    write_text_atomic(path("selection"), selection_table(result.selection, result.training).to_csv(index=False))
     write_table(result.per_subject, path("f1_per_subject").with_suffix(""))
     write_table(result.per_au, path("f1_per_au").with_suffix(""))
     write_text_atomic(path("f1_cells"), result.cells.to_csv(index=False))

@@ -11,7 +11,13 @@ import numpy as np
 from augane.aus import au_name
 from augane.evaluate.metrics import AVERAGE_ROW
 from augane.evaluate.predictions import REFERENCE_METHOD, display_name
-from augane.evaluate.subjects import subject_label
+from augane.evaluate.subjects import (
+    OPENGRAPHAU_DISFA_TEST,
+    OPENGRAPHAU_DISFA_TRAIN,
+    OPENGRAPHAU_DISFA_VAL,
+    PAPER_SUBJECTS,
+    subject_label,
+)
 from augane.evaluate.tables import count_table, counts_to_markdown, paper_table, to_markdown
 
 if TYPE_CHECKING:
@@ -162,10 +168,17 @@ def _training_note(result: EvaluationResult) -> str:
         unseen = [s for s in selected if training.seen(s) is False]
         note += (
             f" Of the evaluated subjects, seen in training: {_subjects_list(seen)}; not seen: {_subjects_list(unseen)}. "
-            "On seen subjects the detector's input decisions are likely closer to the labels than on unseen ones."
+            "The detector's F1 against the labels is optimistic on seen subjects."
         )
     if result.settings.detector_variant == "opengraphau" and not result.settings.synthetic:
-        note += " OpenGraphAU was trained on 18 DISFA subjects; the paper's 9 evaluated subjects include some of them."
+        def listed(split: tuple[int, ...]) -> str:
+            return ", ".join(f"{n:02d}" for n in sorted(set(PAPER_SUBJECTS) & set(split))) or "none"
+
+        note += (
+            " OpenGraphAU was trained on 18 DISFA subjects; of the paper's 9 evaluated subjects, "
+            f"{listed(OPENGRAPHAU_DISFA_TRAIN)} are in its training list, {listed(OPENGRAPHAU_DISFA_VAL)} in its "
+            f"validation list and {listed(OPENGRAPHAU_DISFA_TEST)} in its test list."
+        )
     return note
 
 
@@ -245,12 +258,12 @@ def render_report(
         images_given: whether images for the qualitative grid were supplied.
         missing_images: images of the grid that were not found.
     """
-    world = "synthetic demo world" if result.settings.synthetic else "DISFA"
+    world = "the synthetic demo world" if result.settings.synthetic else "DISFA"
     per_subject, per_au = result.per_subject, result.per_au
     averages = ", ".join(f"{name} {_format(per_subject.loc[AVERAGE_ROW, name])}" for name in per_subject.columns)
     support = count_table(result.support, rows="au")
     parts = [
-        f"# AU-consistency evaluation on the {world}",
+        f"# AU-consistency evaluation on {world}",
         "",
         "The AU detector runs on the input frames and on each method's rendered reconstruction; F1 between "
         "the two measures how faithfully a reconstruction reproduces the detected action units "
