@@ -21,9 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "evaluate.disfa.num_videos (or the subjects named in evaluate.disfa.subjects)."
         ),
     )
-    select.add_argument("--features", type=Path, required=True, help="the dataset's features.parquet (prob_AU<k> per frame)")
+    select.add_argument(
+        "--features", type=Path, required=True, help="the dataset's features.parquet (prob_AU<k> per frame)"
+    )
     select.add_argument("--out", type=Path, required=True, help="selection CSV to write (one row per subject)")
-    select.add_argument("--frames-out", type=Path, default=None, help="optional CSV of the selected (subject, frame) pairs")
+    select.add_argument(
+        "--frames-out", type=Path, default=None, help="optional CSV of the selected (subject, frame) pairs"
+    )
     add_config_arguments(select)
     select.set_defaults(func=run_select)
 
@@ -36,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     report.add_argument("--predictions", type=Path, required=True, help="predictions table (parquet or CSV)")
-    report.add_argument("--labels", type=Path, required=True, help="the dataset's index.parquet with AU<k> intensity labels")
+    report.add_argument(
+        "--labels", type=Path, required=True, help="the dataset's index.parquet with AU<k> intensity labels"
+    )
     report.add_argument("--out-dir", type=Path, required=True, help="output folder, e.g. results/eval/disfa")
     report.add_argument(
         "--images",

@@ -29,7 +29,10 @@ from augane.evaluate.predictions import KNOWN_METHODS
 from augane.landmarks import MEDIAPIPE_105, MP_LEFT_EYE_OUTER, MP_RIGHT_EYE_OUTER
 
 #: Positions of the outer eye corners within the 105 landmarks (subject's right, left).
-OUTER_EYE_CORNERS_105: tuple[int, int] = (MEDIAPIPE_105.index(MP_RIGHT_EYE_OUTER), MEDIAPIPE_105.index(MP_LEFT_EYE_OUTER))
+OUTER_EYE_CORNERS_105: tuple[int, int] = (
+    MEDIAPIPE_105.index(MP_RIGHT_EYE_OUTER),
+    MEDIAPIPE_105.index(MP_LEFT_EYE_OUTER),
+)
 
 _ALIGNMENTS = ("none", "translation", "rigid")
 
@@ -76,7 +79,9 @@ def vertex_error_mm(
     """
     if alignment not in _ALIGNMENTS:
         raise ValueError(f"alignment must be one of {_ALIGNMENTS}, got {alignment!r}")
-    predicted, ground_truth = _batched(predicted, "predicted vertices", 3), _batched(ground_truth, "ground-truth vertices", 3)
+    predicted, ground_truth = _batched(predicted, "predicted vertices", 3), _batched(
+        ground_truth, "ground-truth vertices", 3
+    )
     if predicted.shape != ground_truth.shape:
         raise DataError(f"predicted vertices {predicted.shape} and ground truth {ground_truth.shape} differ in shape")
     if vertices is not None:
@@ -135,7 +140,9 @@ def landmark_nme(
     Returns:
         (N,) float64; NaN where a landmark is NaN or the normaliser is 0.
     """
-    predicted, ground_truth = _batched(predicted, "predicted landmarks", 2), _batched(ground_truth, "ground-truth landmarks", 2)
+    predicted, ground_truth = _batched(predicted, "predicted landmarks", 2), _batched(
+        ground_truth, "ground-truth landmarks", 2
+    )
     if predicted.shape != ground_truth.shape:
         raise DataError(f"predicted landmarks {predicted.shape} and ground truth {ground_truth.shape} differ in shape")
     distances = np.linalg.norm(predicted - ground_truth, axis=-1).mean(axis=1)
@@ -153,7 +160,7 @@ def ground_truth_columns(table: pd.DataFrame, name: str) -> np.ndarray:
     prefix = f"gt_{name}_"
     found = {}
     for column in table.columns:
-        suffix = str(column)[len(prefix):]
+        suffix = str(column)[len(prefix) :]
         if str(column).startswith(prefix) and suffix.isdigit():
             found[int(suffix)] = column
     if not found:

@@ -121,7 +121,9 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
 
 def with_average(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with an ``Avg.`` row: the mean of each column over the rows, NaN left out."""
-    average = pd.DataFrame([_nanmean(table.to_numpy(dtype=np.float64), axis=0)], columns=table.columns, index=[AVERAGE_ROW])
+    average = pd.DataFrame(
+        [_nanmean(table.to_numpy(dtype=np.float64), axis=0)], columns=table.columns, index=[AVERAGE_ROW]
+    )
     return pd.concat([table.astype(np.float64), average])
 
 
@@ -151,7 +153,9 @@ class AlignedDetections:
         return tuple(self.methods)
 
 
-def evaluable_aus(predictions: pd.DataFrame, aus: Sequence[int], methods: Sequence[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def evaluable_aus(
+    predictions: pd.DataFrame, aus: Sequence[int], methods: Sequence[str]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Split ``aus`` into those the detector scored for the input and every method, and the rest.
 
     An AU is evaluable when, for ``input`` and each method, its ``prob_AU<k>``
@@ -331,7 +335,9 @@ class LabelF1:
     positives: pd.DataFrame
 
 
-def label_f1(aligned: AlignedDetections, labels: pd.DataFrame, label_threshold: int, zero_division: float = 0.0) -> LabelF1:
+def label_f1(
+    aligned: AlignedDetections, labels: pd.DataFrame, label_threshold: int, zero_division: float = 0.0
+) -> LabelF1:
     """Score the detector on inputs and renders against the dataset's labels (see module docstring)."""
     if not 1 <= label_threshold <= 5:
         raise ConfigError(f"evaluate.disfa.label_threshold must lie in 1..5, got {label_threshold}")

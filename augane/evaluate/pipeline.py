@@ -167,7 +167,9 @@ def evaluate(
         )
     scored, missing = evaluable_aus(predictions, settings.aus, methods)
     if not scored:
-        raise DataError(f"the detector gave no output for any evaluated AU {list(settings.aus)} on the input and every method")
+        raise DataError(
+            f"the detector gave no output for any evaluated AU {list(settings.aus)} on the input and every method"
+        )
     selection = select_videos(
         predictions, scored, settings.threshold, settings.num_videos, settings.frame_stride, settings.subjects
     )
@@ -224,7 +226,9 @@ def _summary(result: EvaluationResult) -> dict:
     return summary
 
 
-def write_evaluation(result: EvaluationResult, out_dir: str | Path, images_dir: str | Path | None = None) -> dict[str, Path]:
+def write_evaluation(
+    result: EvaluationResult, out_dir: str | Path, images_dir: str | Path | None = None
+) -> dict[str, Path]:
     """Write every output of :data:`OUTPUTS` that applies; returns name -> path.
 
     Args:
@@ -254,7 +258,9 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path, images_dir: 
     if result.labels is not None:
         labels_per_au = paper_table(result.labels.per_au, rows="au")
         write_table(labels_per_au, path("f1_labels_per_au").with_suffix(""))
-        write_table(paper_table(result.labels.per_subject, rows="subject"), path("f1_labels_per_subject").with_suffix(""))
+        write_table(
+            paper_table(result.labels.per_subject, rows="subject"), path("f1_labels_per_subject").with_suffix("")
+        )
         bar_plot(labels_per_au, path("bars_labels_per_au"), "Per-AU F1 against DISFA labels")
     if result.geometry is not None:
         write_text_atomic(path("geometry_errors"), result.geometry.to_csv(float_format="%.4f"))
@@ -264,9 +270,10 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path, images_dir: 
         images, missing_images = load_grid_images(images_dir, result.chosen, result.aligned.method_names)
         qualitative_grid(images, column_titles(result.chosen), path("qualitative"))
         if missing_images:
-            log.warning("%d image(s) of the qualitative grid are missing, e.g. %s", len(missing_images), missing_images[0])
+            log.warning(
+                "%d image(s) of the qualitative grid are missing, e.g. %s", len(missing_images), missing_images[0]
+            )
     write_text_atomic(path("summary"), json.dumps(_summary(result), indent=2) + "\n")
     relative = {name: p.name for name, p in written.items()}
     write_text_atomic(path("report"), render_report(result, relative, images_dir is not None, missing_images))
     return written
-

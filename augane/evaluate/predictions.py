@@ -158,7 +158,9 @@ def validate_predictions(predictions: pd.DataFrame, source: str = "predictions")
     table["method"] = table["method"].astype(str)
     unknown = sorted(set(table["method"]) - set(KNOWN_METHODS))
     if unknown:
-        raise DataError(f"{source}: unknown method(s) {unknown} in column 'method'; expected some of {list(KNOWN_METHODS)}")
+        raise DataError(
+            f"{source}: unknown method(s) {unknown} in column 'method'; expected some of {list(KNOWN_METHODS)}"
+        )
     duplicated = table.duplicated(["subject", "frame", "method"], keep=False)
     if duplicated.any():
         example = table.loc[duplicated, ["subject", "frame", "method"]].iloc[0].tolist()
@@ -220,7 +222,9 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
             return pd.read_csv(path)
         return pd.read_parquet(path)
     except Exception as err:  # pyarrow and pandas raise many types for a malformed file
-        raise DataError(f"{what} file {path} cannot be read as a {'CSV' if path.suffix.lower() == '.csv' else 'parquet'} table: {err}") from err
+        raise DataError(
+            f"{what} file {path} cannot be read as a {'CSV' if path.suffix.lower() == '.csv' else 'parquet'} table: {err}"
+        ) from err
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:

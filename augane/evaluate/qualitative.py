@@ -101,7 +101,11 @@ def choose_frames(
         raise DataError(f"evaluate.disfa.qualitative_frames must be >= 0, got {count}")
     if count == 0 or len(aligned.frames) == 0:
         return pd.DataFrame({"subject": [], "frame": [], "score": []}).astype({"frame": np.int64, "score": np.int64})
-    rows = _choose_by_disagreement(aligned, count, min_separation) if strategy == "disagreement" else _choose_evenly(aligned, count)
+    rows = (
+        _choose_by_disagreement(aligned, count, min_separation)
+        if strategy == "disagreement"
+        else _choose_evenly(aligned, count)
+    )
     scores = disagreement_scores(aligned)
     chosen = pd.DataFrame(
         {
@@ -110,7 +114,9 @@ def choose_frames(
             "score": scores[rows].astype(np.int64),
         }
     )
-    order = sorted(range(len(chosen)), key=lambda i: (subject_sort_key(chosen.loc[i, "subject"]), chosen.loc[i, "frame"]))
+    order = sorted(
+        range(len(chosen)), key=lambda i: (subject_sort_key(chosen.loc[i, "subject"]), chosen.loc[i, "frame"])
+    )
     return chosen.iloc[order].reset_index(drop=True)
 
 
@@ -178,7 +184,9 @@ def qualitative_grid(
         raise DataError("a qualitative grid needs at least one row of images and one column")
     for method in shown:
         if len(images[method]) != len(column_titles):
-            raise DataError(f"qualitative grid: row {method!r} has {len(images[method])} images for {len(column_titles)} columns")
+            raise DataError(
+                f"qualitative grid: row {method!r} has {len(images[method])} images for {len(column_titles)} columns"
+            )
     figure = Figure(figsize=(cell_inches * len(column_titles) + 0.8, cell_inches * len(shown) + 0.4))
     grid = figure.subplots(len(shown), len(column_titles), squeeze=False)
     for r, method in enumerate(shown):

@@ -54,8 +54,15 @@ def _setup(result: EvaluationResult) -> list[str]:
         ("AU detector", f"`{s.detector_variant}` (`{s.detector_checkpoint}`), threshold {s.threshold:g}"),
         ("methods", ", ".join(display_name(m) for m in result.aligned.method_names)),
         ("evaluated AUs", ", ".join(f"AU{au}" for au in result.aligned.aus)),
-        ("videos", f"{len(result.selection.subjects)} of {len(result.selection.activity)} "
-         + ("(named in the config)" if result.selection.explicit else f"(top {s.num_videos} by detected AU activations)")),
+        (
+            "videos",
+            f"{len(result.selection.subjects)} of {len(result.selection.activity)} "
+            + (
+                "(named in the config)"
+                if result.selection.explicit
+                else f"(top {s.num_videos} by detected AU activations)"
+            ),
+        ),
         ("frame stride", str(s.frame_stride)),
         ("evaluated frames", str(len(result.aligned.frames))),
         ("zero_division", "NaN (left out of means)" if np.isnan(s.zero_division) else f"{s.zero_division:g}"),
@@ -84,7 +91,9 @@ def _selection(result: EvaluationResult) -> list[str]:
         "ties are broken by subject number (lower first)."
     )
     if result.selection.tie_at_cutoff:
-        lines.append("**A tie straddles the cut-off**: the last selected and the first unselected subject have equal activations.")
+        lines.append(
+            "**A tie straddles the cut-off**: the last selected and the first unselected subject have equal activations."
+        )
     return [*lines, ""]
 
 
@@ -139,7 +148,9 @@ def _geometry(result: EvaluationResult) -> list[str]:
     ]
 
 
-def _qualitative(result: EvaluationResult, files: Mapping[str, str], images_given: bool, missing: Sequence[Path]) -> list[str]:
+def _qualitative(
+    result: EvaluationResult, files: Mapping[str, str], images_given: bool, missing: Sequence[Path]
+) -> list[str]:
     chosen = result.chosen
     if chosen.empty:
         return ["No frame was chosen (`evaluate.disfa.qualitative_frames` is 0).", ""]
@@ -150,8 +161,11 @@ def _qualitative(result: EvaluationResult, files: Mapping[str, str], images_give
         "",
     ]
     if not images_given:
-        lines += ["No images were given (`--images`), so the grid was not drawn; the chosen frames are in "
-                  f"`{files['qualitative_frames']}`.", ""]
+        lines += [
+            "No images were given (`--images`), so the grid was not drawn; the chosen frames are in "
+            f"`{files['qualitative_frames']}`.",
+            "",
+        ]
     else:
         lines += _figure(files, "qualitative", "Input and renders of the chosen frames")
         if missing:
@@ -171,6 +185,7 @@ def _training_note(result: EvaluationResult) -> str:
             "The detector's F1 against the labels is optimistic on seen subjects."
         )
     if result.settings.detector_variant == "opengraphau" and not result.settings.synthetic:
+
         def listed(split: tuple[int, ...]) -> str:
             return ", ".join(f"{n:02d}" for n in sorted(set(PAPER_SUBJECTS) & set(split))) or "none"
 
@@ -311,4 +326,3 @@ def render_report(
         _DEFINITIONS,
     ]
     return "\n".join(parts)
-

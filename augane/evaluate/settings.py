@@ -65,7 +65,9 @@ class EvaluationSettings:
             raise ConfigError(f"the config lacks {err}; load it through augane.config.load_config") from err
         strategy = section.get("qualitative_strategy", "disagreement")
         if strategy not in STRATEGIES:
-            raise ConfigError(f"evaluate.disfa.qualitative_strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+            raise ConfigError(
+                f"evaluate.disfa.qualitative_strategy must be one of {list(STRATEGIES)}, got {strategy!r}"
+            )
         synthetic = section.get("synthetic")
         return cls(
             aus=validate_aus(section["aus"]),

@@ -114,7 +114,9 @@ def detector_training(variant: str, configured: Sequence[str], synthetic: bool) 
         if None in numbers:
             bad = [s for s in configured if subject_number(s) is None]
             raise DataError(f"resources.au_detector.training_subjects: {bad} are not DISFA subject names such as SN003")
-        return DetectorTraining(frozenset(n for n in numbers if n is not None), "resources.au_detector.training_subjects")
+        return DetectorTraining(
+            frozenset(n for n in numbers if n is not None), "resources.au_detector.training_subjects"
+        )
     if synthetic:
         return DetectorTraining(
             None,

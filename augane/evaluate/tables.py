@@ -111,4 +111,3 @@ def write_table(table: pd.DataFrame, stem: str | Path, decimals: int = 2) -> tup
     write_text_atomic(csv_path, to_csv(table, decimals))
     write_text_atomic(md_path, to_markdown(table, decimals))
     return csv_path, md_path
-

@@ -29,12 +29,18 @@ def test_evaluate_select_writes_selection_and_frames(tmp_path):
     status = main(
         [
             "evaluate-select",
-            "--features", str(features),
-            "--out", str(tmp_path / "selection.csv"),
-            "--frames-out", str(tmp_path / "frames.csv"),
-            "--config", str(CONFIG),
-            "--set", "evaluate.disfa.num_videos=2",
-            "--set", "evaluate.disfa.frame_stride=3",
+            "--features",
+            str(features),
+            "--out",
+            str(tmp_path / "selection.csv"),
+            "--frames-out",
+            str(tmp_path / "frames.csv"),
+            "--config",
+            str(CONFIG),
+            "--set",
+            "evaluate.disfa.num_videos=2",
+            "--set",
+            "evaluate.disfa.frame_stride=3",
         ]
     )
     assert status == 0
@@ -54,10 +60,14 @@ def test_evaluate_report_end_to_end(tmp_path):
     status = main(
         [
             "evaluate-report",
-            "--predictions", str(tmp_path / "preds.parquet"),
-            "--labels", str(tmp_path / "index.parquet"),
-            "--out-dir", str(out),
-            "--config", str(CONFIG),
+            "--predictions",
+            str(tmp_path / "preds.parquet"),
+            "--labels",
+            str(tmp_path / "index.parquet"),
+            "--out-dir",
+            str(out),
+            "--config",
+            str(CONFIG),
         ]
     )
     assert status == 0
@@ -74,10 +84,14 @@ def test_evaluate_report_bad_input_is_a_clear_error(tmp_path, caplog):
         status = main(
             [
                 "evaluate-report",
-                "--predictions", str(tmp_path / "preds.parquet"),
-                "--labels", str(tmp_path / "index.parquet"),
-                "--out-dir", str(tmp_path / "eval"),
-                "--config", str(CONFIG),
+                "--predictions",
+                str(tmp_path / "preds.parquet"),
+                "--labels",
+                str(tmp_path / "index.parquet"),
+                "--out-dir",
+                str(tmp_path / "eval"),
+                "--config",
+                str(CONFIG),
             ]
         )
     assert status == 1
@@ -93,11 +107,16 @@ def test_evaluate_report_unknown_au_in_config(tmp_path, caplog):
         status = main(
             [
                 "evaluate-report",
-                "--predictions", str(tmp_path / "preds.parquet"),
-                "--labels", str(tmp_path / "index.parquet"),
-                "--out-dir", str(tmp_path / "eval"),
-                "--config", str(CONFIG),
-                "--set", "evaluate.disfa.aus=[1, 3]",
+                "--predictions",
+                str(tmp_path / "preds.parquet"),
+                "--labels",
+                str(tmp_path / "index.parquet"),
+                "--out-dir",
+                str(tmp_path / "eval"),
+                "--config",
+                str(CONFIG),
+                "--set",
+                "evaluate.disfa.aus=[1, 3]",
             ]
         )
     assert status == 1

@@ -31,9 +31,18 @@ def random_world(subjects: int = 4, frames: int = 30, seed: int = 0) -> tuple[pd
         subject = f"SN{s + 1:03d}"
         for f in range(frames):
             p = rng.random(len(aus)) * (0.6 + 0.1 * s)
-            rows.append({"subject": subject, "frame": f, "method": "input", **{f"prob_AU{a}": v for a, v in zip(aus, np.clip(p, 0, 1))}})
+            rows.append(
+                {
+                    "subject": subject,
+                    "frame": f,
+                    "method": "input",
+                    **{f"prob_AU{a}": v for a, v in zip(aus, np.clip(p, 0, 1))},
+                }
+            )
             for method, noise in (("augane", 0.1), ("deca", 0.3), ("emoca", 0.2)):
                 q = np.clip(p + rng.normal(0, noise, len(aus)), 0, 1)
-                rows.append({"subject": subject, "frame": f, "method": method, **{f"prob_AU{a}": v for a, v in zip(aus, q)}})
+                rows.append(
+                    {"subject": subject, "frame": f, "method": method, **{f"prob_AU{a}": v for a, v in zip(aus, q)}}
+                )
             labels.append({"subject": subject, "frame": f, **{f"AU{a}": int(min(5, v * 5)) for a, v in zip(aus, p)}})
     return pd.DataFrame(rows), pd.DataFrame(labels)

@@ -124,7 +124,9 @@ def test_frames_without_output_are_dropped_and_counted(known_predictions):
 
 
 def test_a_method_missing_a_selected_subject_is_an_error(known_predictions):
-    predictions = known_predictions[~((known_predictions["method"] == "deca") & (known_predictions["subject"] == "SN002"))]
+    predictions = known_predictions[
+        ~((known_predictions["method"] == "deca") & (known_predictions["subject"] == "SN002"))
+    ]
     with pytest.raises(DataError, match="no 'deca' rows for selected subject SN002"):
         _aligned(predictions)
 
@@ -165,7 +167,8 @@ def test_label_f1_with_a_higher_threshold_counts_fewer_positives(known_predictio
 
 def test_label_f1_for_an_unlabelled_au_is_nan():
     predictions = pd.DataFrame(
-        prediction_rows("SN001", "input", {1: [1, 0], 6: [1, 1]}) + prediction_rows("SN001", "augane", {1: [1, 0], 6: [0, 1]})
+        prediction_rows("SN001", "input", {1: [1, 0], 6: [1, 1]})
+        + prediction_rows("SN001", "augane", {1: [1, 0], 6: [0, 1]})
     )
     table = validate_predictions(predictions)
     aligned = align_detections(table, table[table["method"] == "input"], (1, 6), 0.5, ("augane",))

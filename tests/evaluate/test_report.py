@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from augane.config import load_config
-from augane.evaluate.pipeline import evaluate, write_evaluation
+from augane.evaluate.pipeline import evaluate
 from augane.evaluate.predictions import validate_labels, validate_predictions
 from augane.evaluate.report import SECTIONS, render_report
 from augane.evaluate.settings import EvaluationSettings
@@ -56,7 +56,10 @@ def test_report_names_the_reference_and_the_definitions():
 def test_opengraphau_training_subjects_are_named_for_real_disfa():
     report = render_report(_result(detector_variant="opengraphau"), FILES)
     assert "OpenGraphAU was trained on 18 DISFA subjects" in report
-    assert "03, 11, 16, 18, 27 are in its training list, 06, 12 in its validation list and 23, 25 in its test list" in report
+    assert (
+        "03, 11, 16, 18, 27 are in its training list, 06, 12 in its validation list and 23, 25 in its test list"
+        in report
+    )
     # The 5 subjects are SN001-SN005: SN002 and SN003 are in OpenGraphAU's training list.
     assert "| yes |" in report.split("## Selected videos")[1].split("##")[0]
 
@@ -155,11 +158,27 @@ def test_snakemake_html_report_includes_the_outputs(tmp_path):
     config = load_config(ROOT / "config" / "config.yaml", overrides=["evaluate.disfa.num_videos=2"])
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "Snakefile").write_text(SNAKEFILE.format(captions=CAPTIONS, python=sys.executable))
-    snakemake = [sys.executable, "-m", "snakemake", "--cores", "1", "--directory", str(tmp_path), "--snakefile", str(tmp_path / "Snakefile")]
+    snakemake = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "1",
+        "--directory",
+        str(tmp_path),
+        "--snakefile",
+        str(tmp_path / "Snakefile"),
+    ]
     run = subprocess.run(snakemake, capture_output=True, text=True, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:] + (tmp_path / "eval.log").read_text()[-2000:] if (tmp_path / "eval.log").exists() else run.stderr[-3000:]
+    assert run.returncode == 0, (
+        run.stderr[-3000:] + (tmp_path / "eval.log").read_text()[-2000:]
+        if (tmp_path / "eval.log").exists()
+        else run.stderr[-3000:]
+    )
     assert json.loads((tmp_path / "eval" / "summary.json").read_text())["subjects"]
-    report = subprocess.run([*snakemake, "--report", str(tmp_path / "report.zip")], capture_output=True, text=True, cwd=tmp_path)
+    report = subprocess.run(
+        [*snakemake, "--report", str(tmp_path / "report.zip")], capture_output=True, text=True, cwd=tmp_path
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     with zipfile.ZipFile(tmp_path / "report.zip") as archive:
         names = archive.namelist()

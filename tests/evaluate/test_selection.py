@@ -51,7 +51,12 @@ def test_ties_are_broken_by_subject_number_and_flagged(four_subjects):
 
 def test_selection_counts_only_the_strided_frames(four_subjects):
     selection = select_videos(four_subjects, (1, 4), 0.5, num_videos=2, frame_stride=2)
-    assert selection.activity.set_index("subject")["activations"].to_dict() == {"SN001": 2, "SN002": 2, "SN003": 4, "SN004": 0}
+    assert selection.activity.set_index("subject")["activations"].to_dict() == {
+        "SN001": 2,
+        "SN002": 2,
+        "SN003": 4,
+        "SN004": 0,
+    }
     assert selection.subjects == ("SN001", "SN003")  # SN001 and SN002 tie at 2; the lower number wins
     assert selection.tie_at_cutoff
     assert selection.frames.to_dict("list") == {"subject": ["SN001", "SN001", "SN003", "SN003"], "frame": [0, 2, 0, 2]}
@@ -66,7 +71,10 @@ def test_selection_counts_only_the_given_aus(four_subjects):
 def test_stride_counts_from_each_subjects_first_frame():
     keys = pd.DataFrame({"subject": ["SN001"] * 5 + ["SN002"] * 3, "frame": [10, 11, 12, 13, 14, 3, 5, 7]})
     strided = stride_frames(keys, 2)
-    assert strided.to_dict("list") == {"subject": ["SN001", "SN001", "SN001", "SN002", "SN002"], "frame": [10, 12, 14, 3, 7]}
+    assert strided.to_dict("list") == {
+        "subject": ["SN001", "SN001", "SN001", "SN002", "SN002"],
+        "frame": [10, 12, 14, 3, 7],
+    }
     with pytest.raises(DataError, match="frame_stride"):
         stride_frames(keys, 0)
 
