@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     report.add_argument("--out-dir", type=Path, required=True, help="output folder, e.g. results/eval/disfa")
     report.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        help="the dataset's features.parquet, to take the 'input' rows from when the predictions lack them",
+    )
+    report.add_argument(
         "--images",
         type=Path,
         default=None,
@@ -96,11 +102,20 @@ def run_select(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     """Compute every metric and write the tables, figures and report."""
     from augane.evaluate.pipeline import evaluate, read_geometry_errors, write_evaluation
-    from augane.evaluate.predictions import read_labels, read_predictions
+    from augane.evaluate.predictions import (
+        combine_predictions,
+        input_predictions_from_features,
+        read_labels,
+        read_predictions,
+        read_table,
+    )
     from augane.evaluate.settings import EvaluationSettings
 
     settings = EvaluationSettings.from_config(config_from_args(args))
     predictions = read_predictions(args.predictions)
+    if args.features is not None:
+        inputs = input_predictions_from_features(read_table(args.features, "features"), source=str(args.features))
+        predictions = combine_predictions([predictions, inputs], [str(args.predictions), str(args.features)])
     labels = read_labels(args.labels)
     geometry = read_geometry_errors(args.geometry) if args.geometry is not None else None
     result = evaluate(predictions, settings, labels=labels, geometry_errors=geometry)

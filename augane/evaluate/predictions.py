@@ -260,6 +260,21 @@ def input_predictions_from_features(features: pd.DataFrame, source: str = "featu
     return validate_predictions(table, source=source)
 
 
+def combine_predictions(tables: Sequence[pd.DataFrame], sources: Sequence[str]) -> pd.DataFrame:
+    """Stack predictions tables from several files (e.g. method rows + ``input`` rows from the features index).
+
+    Raises:
+        DataError: when a method appears in more than one table.
+    """
+    owner: dict[str, str] = {}
+    for table, source in zip(tables, sources):
+        for method in sorted(set(table["method"])):
+            if method in owner:
+                raise DataError(f"method {method!r} has rows in both {owner[method]} and {source}; give each method once")
+            owner[method] = source
+    return validate_predictions(pd.concat(list(tables), ignore_index=True), source=" + ".join(sources))
+
+
 def decisions(predictions: pd.DataFrame, aus: Sequence[int], threshold: float) -> pd.DataFrame:
     """Binary detections: ``subject``, ``frame``, ``method`` and one float column per AU.
 

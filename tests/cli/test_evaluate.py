@@ -121,3 +121,49 @@ def test_evaluate_report_unknown_au_in_config(tmp_path, caplog):
         )
     assert status == 1
     assert "AU3 is not a FACS action unit" in caplog.text
+
+
+def test_evaluate_report_takes_input_rows_from_the_features_index(tmp_path):
+    features = _features(tmp_path)
+    predictions, _ = random_world(subjects=4, frames=10)
+    methods_only = predictions[predictions["method"] != "input"]
+    methods_only.to_parquet(tmp_path / "renders.parquet")
+    argv = [
+        "evaluate-report",
+        "--predictions",
+        str(tmp_path / "renders.parquet"),
+        "--labels",
+        str(features),
+        "--out-dir",
+        str(tmp_path / "eval"),
+        "--config",
+        str(CONFIG),
+    ]
+    assert main([*argv, "--features", str(features)]) == 0
+    assert (tmp_path / "eval" / "report.md").is_file()
+    # Without the features index there is no reference.
+    assert main(argv) == 1
+
+
+def test_input_rows_given_twice_are_refused(tmp_path, caplog):
+    features = _features(tmp_path)
+    predictions, _ = random_world(subjects=4, frames=10)
+    predictions.to_parquet(tmp_path / "preds.parquet")
+    with caplog.at_level(logging.ERROR):
+        status = main(
+            [
+                "evaluate-report",
+                "--predictions",
+                str(tmp_path / "preds.parquet"),
+                "--labels",
+                str(features),
+                "--features",
+                str(features),
+                "--out-dir",
+                str(tmp_path / "eval"),
+                "--config",
+                str(CONFIG),
+            ]
+        )
+    assert status == 1
+    assert "method 'input' has rows in both" in caplog.text
