@@ -4,10 +4,12 @@ The paper takes 23 configural features — landmark distances that
 characterise AUs — from Perveen & Mohan (VISAPP 2020, its ref. [28]), where
 they are defined on a 66-point model, and maps them to the 105 MediaPipe
 landmarks (the paper's example: Brow Lowerer from the distance between the
-two inner-brow points). Neither paper lists the 23 features in a form that
-could be consulted here, so the set below is AUGANE's own: 23 distances
-chosen from the FACS descriptions of the AUs (Ekman & Friesen), each one a
-measurement that a FACS coder looks at for the AUs named with it. Bilateral
+two inner-brow points). The AUGANE paper's Table 1 gives only the
+landmark sets of the facial parts, not the 23 features, and Perveen &
+Mohan's own list could not be consulted while writing this module, so the
+set below is AUGANE's own, not a transcription: 23 distances chosen from
+the FACS descriptions of the AUs (Ekman & Friesen), each one a measurement
+that a FACS coder looks at for the AUs named with it. Bilateral
 measurements are taken on both sides, so asymmetric actions are seen.
 
 Every feature is the mean of one or more landmark-pair distances in the

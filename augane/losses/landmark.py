@@ -5,6 +5,24 @@ each AU's facial part, ``p_i * ||k_j - (s * Pi(M_j) + t)||_1``: image
 landmarks ``k`` against the model's 105 landmarks projected with the
 predicted camera (:func:`project_landmarks`, i.e. :func:`augane.flame.camera.project`).
 
+Table 1 (:data:`augane.landmarks.AU_REGIONS`), AU names -> FACS numbers
+-> facial part (positions among the 105 landmarks):
+
+==========================================  ===========  ==================================
+AU (Table 1 name)                           FACS number  part (landmarks)
+==========================================  ===========  ==================================
+Brow Lowerer                                AU4          Brow (0-19, 20)
+Inner Brow Raiser                           AU1          Inner brow (12)
+Outer Brow Raiser                           AU2          Outer brow = Brow - Inner brow (8)
+Lid Tightener                               AU7          Eye (20-51, 32)
+Cheek Raiser                                AU6          Lower eye (18)
+Upper Lid Raiser                            AU5          Upper eye = Eye - Lower eye (14)
+Nose Wrinkler                               AU9          Nose (52-64, 13)
+Lip Pucker, Lip Stretcher, Lip Tightener    AU18, 20, 23 Mouth (65-104, 40)
+Upper Lip Raiser                            AU10         Upper mouth (22)
+Lip Corner Puller, Lip Corner Depressor     AU12, AU15   Mouth corner (22)
+==========================================  ===========  ==================================
+
 Choices this implementation makes (eq. 5 leaves them open):
 
 * Activation ``p_i``: the AU detector's output on the input image, taken
