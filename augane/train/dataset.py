@@ -155,7 +155,7 @@ def _read_tables(cache_dir: Path, dataset: str) -> pd.DataFrame:
         table = index.merge(features[extra], on="sample_id", how="left", validate="one_to_one")
     except pd.errors.MergeError as err:
         raise DataError(f"{index_path} / {features_path}: sample_id is not unique: {err}") from err
-    table["valid"] = table["valid"].fillna(False).astype(bool)
+    table["valid"] = table["valid"].eq(True)  # samples features.parquet does not list are not valid
     table.insert(0, "dataset", dataset)
     return table
 

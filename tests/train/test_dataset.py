@@ -314,3 +314,11 @@ def test_index_status_alone_excludes_a_sample(tmp_path, as_name):
     index.to_parquet(path)
     dataset = CachedShardDataset(["faces"], cache_root=tmp_path)
     assert list(dataset._sample_id) == ["faces-0000", "faces-0002", "faces-0003"]
+
+
+def test_samples_missing_from_features_parquet_are_not_used(tmp_path):
+    write_cache(tmp_path, "faces", (4,))
+    path = tmp_path / "faces" / "features.parquet"
+    pd.read_parquet(path).iloc[[0, 2, 3]].to_parquet(path)
+    dataset = CachedShardDataset(["faces"], cache_root=tmp_path)
+    assert list(dataset._sample_id) == ["faces-0000", "faces-0002", "faces-0003"]
