@@ -150,6 +150,7 @@ class AlignedDetections:
 
     @property
     def method_names(self) -> tuple[str, ...]:
+        """The reconstruction methods, in column order."""
         return tuple(self.methods)
 
 

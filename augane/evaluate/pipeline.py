@@ -170,8 +170,10 @@ def evaluate(
         raise DataError(
             f"the detector gave no output for any evaluated AU {list(settings.aus)} on the input and every method"
         )
+    # The selection reads the input rows only (as `augane evaluate-select` does), so it does not depend on
+    # which AUs the methods' renders happen to cover.
     selection = select_videos(
-        predictions, scored, settings.threshold, settings.num_videos, settings.frame_stride, settings.subjects
+        predictions, settings.aus, settings.threshold, settings.num_videos, settings.frame_stride, settings.subjects
     )
     if len(selection.subjects) < settings.num_videos and not selection.explicit:
         log.warning("only %d subject(s) available; %d were requested", len(selection.subjects), settings.num_videos)

@@ -82,6 +82,16 @@ def test_missing_aus_and_methods_are_reported_not_fatal(world, tmp_path):
     assert "| 10 | n/a | n/a |" in (tmp_path / "f1_per_au.md").read_text()
 
 
+def test_selection_does_not_depend_on_the_aus_methods_cover(world):
+    predictions, labels = world
+    full = evaluate(predictions, _settings(), labels=labels)
+    partial = predictions.copy()
+    partial.loc[partial["method"] == "deca", "prob_AU26"] = np.nan
+    result = evaluate(partial, _settings(), labels=labels)
+    assert 26 in result.selection.aus and 26 in result.aus_missing
+    assert result.selection.subjects == full.selection.subjects
+
+
 def test_qualitative_grid_from_an_image_folder(world, tmp_path):
     predictions, labels = world
     result = evaluate(predictions, _settings(), labels=labels)
