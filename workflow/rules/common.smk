@@ -14,17 +14,29 @@ from augane.config import digest
 validate(config, schema="../schemas/config.schema.yaml")
 
 
+def _write_if_changed(path, text):
+    """Write ``text`` to ``path`` atomically unless it already holds it."""
+    if path.exists() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
 def _write_resolved_config():
-    """Write the validated config (defaults filled, overrides applied) under a
-    content-addressed name, so an unchanged config never touches the file."""
+    """Write the validated config (defaults filled, overrides applied).
+
+    Rules read results/config/config.json, a stable name passed in their
+    `params` (as `config=RESOLVED_CONFIG`, used as `--config {params.config:q}`):
+    the name never changes, so it triggers no rerun by itself; each rule's
+    `settings(...)` param reruns it when the sections it reads change. A copy
+    under a content-addressed name keeps every config that was run."""
     text = json.dumps(config, indent=2, sort_keys=True)
-    path = Path("results") / "config" / f"config-{digest(config)}.json"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(text)
-        temporary.replace(path)
-    return str(path)
+    folder = Path("results") / "config"
+    _write_if_changed(folder / f"config-{digest(config)}.json", text)
+    _write_if_changed(folder / "config.json", text)
+    return str(folder / "config.json")
 
 
 RESOLVED_CONFIG = _write_resolved_config()
@@ -48,7 +60,7 @@ def all_targets(wildcards):
 
 # The `augane` command that rules call is the one installed beside the Python
 # running this workflow (the project's .venv), whether or not it is activated.
-os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 
 
 # --- datasets and the preprocessing cache --------------------------------------------

@@ -8,6 +8,8 @@ rule samples:
         videos=directory("results/samples/videos"),
     log:
         "results/logs/preprocess/samples.log",
+    conda:
+        "../../envs/augane.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -24,13 +26,16 @@ checkpoint manifest:
     log:
         "results/logs/preprocess/{dataset}/manifest.log",
     params:
+        config=RESOLVED_CONFIG,
         dataset=dataset_settings,
+    conda:
+        "../../envs/augane.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
     shell:
-        "augane manifest --config {RESOLVED_CONFIG:q} --dataset {wildcards.dataset} "
+        "augane manifest --config {params.config:q} --dataset {wildcards.dataset} "
         "--out {output.manifest:q} > {log} 2>&1"
 
 
@@ -45,14 +50,17 @@ rule preprocess_shard:
     benchmark:
         "results/benchmarks/preprocess/{dataset}/shard-{shard}.tsv"
     params:
+        config=RESOLVED_CONFIG,
         settings=settings("preprocess"),
         dataset=dataset_settings,
+    conda:
+        "../../envs/augane.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=60,
     shell:
-        "augane preprocess --config {RESOLVED_CONFIG:q} --dataset {wildcards.dataset} "
+        "augane preprocess --config {params.config:q} --dataset {wildcards.dataset} "
         "--manifest {input.manifest:q} --shard {wildcards.shard} --out {output.store:q} > {log} 2>&1"
 
 
@@ -64,6 +72,8 @@ rule preprocess_gather:
         index="results/cache/{dataset}/index.parquet",
     log:
         "results/logs/preprocess/{dataset}/gather.log",
+    conda:
+        "../../envs/augane.yaml"
     threads: 1
     resources:
         mem_mb=1000,
