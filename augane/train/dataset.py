@@ -372,18 +372,20 @@ class CachedShardDataset(Dataset):
             )
 
 
-def _attribute(group: Any, array: str, key: str) -> Any:
-    """A store attribute, from the group or else from the array."""
-    if key in group.attrs:
-        return group.attrs[key]
-    return group[array].attrs.get(key)
+def _attribute(group: Any, array: str, *keys: str) -> Any:
+    """The first of ``keys`` found among the store's attributes, else among the array's."""
+    for attributes in (group.attrs, group[array].attrs):
+        for key in keys:
+            if key in attributes:
+                return attributes[key]
+    return None
 
 
 def _layout_of(preprocess: Any, features: Any, folder: Path) -> CacheLayout:
     au_names = _attribute(features, "au_prob", "au_names")
     afg_aus = _attribute(features, "afg", "afg_aus")
-    layout = _attribute(features, "deca_params", "layout")
-    for key, value in (("au_names", au_names), ("afg_aus", afg_aus), ("layout", layout)):
+    layout = _attribute(features, "deca_params", "layout", "deca_layout")
+    for key, value in (("au_names", au_names), ("afg_aus", afg_aus), ("layout (or deca_layout)", layout)):
         if value is None:
             raise DataError(f"{folder / 'features.zarr'} lacks the attribute {key!r} (see ARCHITECTURE.md)")
     if isinstance(layout, Mapping):

@@ -322,3 +322,48 @@ def test_samples_missing_from_features_parquet_are_not_used(tmp_path):
     pd.read_parquet(path).iloc[[0, 2, 3]].to_parquet(path)
     dataset = CachedShardDataset(["faces"], cache_root=tmp_path)
     assert list(dataset._sample_id) == ["faces-0000", "faces-0002", "faces-0003"]
+
+
+def test_reads_what_the_preprocess_and_features_stages_write(tmp_path, astronaut):
+    """The contract end to end: real gather steps and feature stage, then GANE on a loaded batch."""
+    from augane.features.extract import FeatureExtractor
+    from augane.features.gather import features_store_path, gather_features
+    from augane.features.networks import load_feature_networks
+    from augane.features.runtime import inference_settings
+    from augane.features.shard import features_shard
+    from augane.io.manifest import write_manifest
+    from augane.model import GANE
+    from augane.preprocess.index import gather_index
+    from tests.features.tiny_shards import photo_crops, tiny_config, write_preprocess_store
+
+    cache = tmp_path / "cache" / "tiny"
+    ids = ["a", "b", "c"]
+    manifest = pd.DataFrame({
+        "sample_id": ids, "source": ["a.png", "b.png", "c.png"], "frame": [-1] * 3, "subject": [""] * 3,
+        "shard": np.array([0, 0, 1], np.int32), "row": np.array([0, 1, 0], np.int32),
+    })
+    write_manifest(cache / "manifest.parquet", manifest, "tiny", shard_size=2)
+    config = tiny_config(tmp_path / "networks")
+    extractor = FeatureExtractor(load_feature_networks(config), inference_settings(config))
+    crops = photo_crops(astronaut, 3)
+    for shard, rows, statuses in ((0, [0, 1], [Status.OK, Status.NO_FACE]), (1, [2], [Status.OK])):
+        preprocess = write_preprocess_store(
+            cache / f"shard-000{shard}" / "preprocess.zarr", crops[rows], statuses, [ids[row] for row in rows]
+        )
+        features_shard(config, "tiny", f"000{shard}", preprocess, features_store_path(cache, shard), extractor)
+    gather_index(cache / "manifest.parquet", cache / "index.parquet")
+    gather_features(cache / "manifest.parquet", cache / "features.parquet")
+
+    dataset = CachedShardDataset(["tiny"], cache_root=tmp_path / "cache")
+    assert list(dataset._sample_id) == ["a", "c"]
+    layout = dataset.layout
+    assert layout.detector_aus[:3] == (1, 2, 4) and layout.detector_aus[-1] == "R14"
+    assert dict(layout.param_layout)["exp"] == 50
+    batch = next(iter(DataLoader(dataset, batch_size=2)))
+    assert torch.isfinite(batch["afg"]).all() and torch.isfinite(batch["au_prob"]).all()
+    model = GANE.from_config(
+        validate_config({"model": {"transformer": {"layers": 1, "heads": 4, "feedforward": 32}}})["model"],
+        layout.num_aus, layout.node_dim, layout.global_dim,
+    )
+    out = model(batch["afg"], batch["deca_feature"], batch["deca_params"])
+    torch.testing.assert_close(out["cam"], batch["deca_params"]["cam"])
