@@ -135,3 +135,26 @@ def preprocess_stores(wildcards):
 def preprocess_indexes(wildcards):
     """index.parquet of every configured dataset."""
     return [f"{cache_dir(dataset)}/index.parquet" for dataset in dataset_names()]
+
+
+# --- the features stage -------------------------------------------------------------
+
+
+def feature_checkpoints(wildcards):
+    """The configured network checkpoints: inputs of `features_shard`, so that a
+    rule producing them (the demo world, `untrained_dev_weights`) runs first."""
+    resources = config["resources"]
+    paths = [resources["au_detector"]["checkpoint"], resources["deca"]["checkpoint"]]
+    if resources["emoca"].get("checkpoint"):
+        paths.append(resources["emoca"]["checkpoint"])
+    return paths
+
+
+def features_stores(wildcards):
+    """Every features store of a dataset (input of `features_gather`)."""
+    return [f"{cache_dir(wildcards.dataset)}/shard-{shard}/features.zarr" for shard in shards_of(wildcards.dataset)]
+
+
+def features_tables(wildcards):
+    """features.parquet of every configured dataset."""
+    return [f"{cache_dir(dataset)}/features.parquet" for dataset in dataset_names()]
