@@ -37,8 +37,11 @@ def run_manifest(args: argparse.Namespace) -> int:
 
 
 def run_preprocess(args: argparse.Namespace) -> int:
+    import cv2
+
     from augane.preprocess.shard import preprocess_shard
 
+    cv2.setNumThreads(1)  # a shard job is given one core (the rule's threads); OpenCV's pool would only contend
     config = config_from_args(args)
     _dataset_config(config, args.dataset)
     preprocess_shard(config, args.dataset, args.manifest, int(args.shard), args.out)

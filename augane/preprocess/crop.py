@@ -82,8 +82,8 @@ def invert_transform(transform: np.ndarray) -> np.ndarray:
 
 #: Below this crop scale (crop pixels per source pixel) the source is first shrunk
 #: with area averaging: ``cv2.warpAffine`` samples without a low-pass filter, so a
-#: large downscale would alias (moire on hair, textures, checkerboards).
-PRESHRINK_BELOW = 2.0 / 3.0
+#: downscale by more than 2x would alias (moire on hair, textures, checkerboards).
+PRESHRINK_BELOW = 0.5
 
 
 def _preshrink(image: np.ndarray, transform: np.ndarray, size: int) -> tuple[np.ndarray | None, np.ndarray]:
@@ -116,7 +116,7 @@ def _preshrink(image: np.ndarray, transform: np.ndarray, size: int) -> tuple[np.
 def warp_to_crop(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
     """Resample ``image`` (H, W, C) into the (size, size, C) crop; outside is black.
 
-    Downscales by more than 1.5x first area-average the region the crop sees
+    Downscales by more than 2x first area-average the region the crop sees
     (:data:`PRESHRINK_BELOW`), then the remaining near-unit-scale warp is
     bilinear. OpenCV addresses pixels by their centres at integer positions,
     so the continuous-coordinate transform is shifted by half a pixel on both

@@ -76,7 +76,8 @@ class FaceCropper:
         if not faces:
             status = Status.NO_MESH if found.detected else Status.NO_FACE
             return FaceSample(status, source_size, face_count=face_count)
-        face = max(faces, key=lambda candidate: candidate.size)
+        sizes = [candidate.size for candidate in faces]
+        face, face_size = faces[int(np.argmax(sizes))], max(sizes)
         centre, side = crop_square(face.box_points, self.crop)
         if side <= 0:
             return FaceSample(Status.TOO_SMALL, source_size, confidence=face.score, face_count=face_count)
@@ -85,7 +86,7 @@ class FaceCropper:
         mesh = None
         if face.mesh is not None:
             mesh = apply_transform(face.mesh[:NUM_MEDIAPIPE_POINTS], transform).astype(np.float32)
-        if face.size < self.min_face_size:
+        if face_size < self.min_face_size:
             status = Status.TOO_SMALL
         elif mesh is None:
             status = Status.NO_MESH

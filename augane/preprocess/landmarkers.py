@@ -148,19 +148,17 @@ def pair_scores(meshes: list[np.ndarray], boxes: list[np.ndarray], scores: list[
         A score per mesh, None where no detection fits (each detection is used once).
     """
     result: list[float | None] = [None] * len(meshes)
-    free = set(range(len(boxes)))
+    if not boxes:
+        return result
+    centres = np.array([(box[:2] + box[2:]) / 2 for box in boxes])  # (D, 2)
+    free = np.ones(len(boxes), bool)
     for index, mesh in enumerate(meshes):
         mesh_box = _box_of(mesh)
-        centre = (mesh_box[:2] + mesh_box[2:]) / 2
-        best, best_distance = None, np.inf
-        for candidate in free:
-            box_centre = (boxes[candidate][:2] + boxes[candidate][2:]) / 2
-            inside = np.all(box_centre >= mesh_box[:2]) and np.all(box_centre <= mesh_box[2:])
-            distance = float(np.linalg.norm(box_centre - centre))
-            if inside and distance < best_distance:
-                best, best_distance = candidate, distance
-        if best is not None:
-            free.discard(best)
+        inside = free & np.all((centres >= mesh_box[:2]) & (centres <= mesh_box[2:]), axis=1)
+        if inside.any():
+            distance = np.linalg.norm(centres - (mesh_box[:2] + mesh_box[2:]) / 2, axis=1)
+            best = int(np.argmin(np.where(inside, distance, np.inf)))
+            free[best] = False
             result[index] = float(scores[best])
     return result
 
@@ -176,9 +174,13 @@ def _detection_boxes(detections, width: int, height: int) -> tuple[list[np.ndarr
 
 
 class _ScoreTracker:
-    """Carries detection scores to tracked faces on frames where MediaPipe ran no detection."""
+    """Carries detection scores to tracked faces on frames where MediaPipe ran no detection.
 
-    def __init__(self) -> None:
+    Disabled (``enabled=False``) in static mode, where every face has its own detection.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self._previous: list[tuple[np.ndarray, float]] = []
 
     def reset(self) -> None:
@@ -193,13 +195,16 @@ class _ScoreTracker:
                 best = max(overlaps, default=(0.0, 0.0))
                 score = best[1] if best[0] > 0.3 else 0.0
             filled.append(float(score))
-        self._previous = [(_box_of(mesh), score) for mesh, score in zip(meshes, filled)]
+        if self.enabled:
+            self._previous = [(_box_of(mesh), score) for mesh, score in zip(meshes, filled)]
         return filled
 
 
+_BOX_INDICES = np.asarray(MEDIAPIPE_IBUG68)
+
+
 def _faces_from_meshes(meshes: list[np.ndarray], scores: list[float]) -> list[Face]:
-    box_indices = list(MEDIAPIPE_IBUG68)
-    return [Face(box_points=mesh[box_indices, :2], mesh=mesh, score=score) for mesh, score in zip(meshes, scores)]
+    return [Face(box_points=mesh[_BOX_INDICES, :2], mesh=mesh, score=score) for mesh, score in zip(meshes, scores)]
 
 
 class MediaPipeFaceMesh:
@@ -234,7 +239,7 @@ class MediaPipeFaceMesh:
             },
             outputs=["multi_face_landmarks", "face_detections"],
         )
-        self._tracker = _ScoreTracker()
+        self._tracker = _ScoreTracker(enabled=not static_image_mode)
 
     def describe(self) -> dict:
         import mediapipe
@@ -309,7 +314,7 @@ class MediaPipeTaskMesh:
         )
         self._image_class, self._image_format = mp.Image, mp.ImageFormat.SRGB
         self._timestamp_ms = 0
-        self._tracker = _ScoreTracker()
+        self._tracker = _ScoreTracker(enabled=video)
         self._min_detection_confidence = min_detection_confidence
 
     def describe(self) -> dict:

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from augane.config import digest
@@ -104,11 +105,20 @@ def shards_of(dataset):
 
 def dataset_sources(wildcards):
     """The files or folders a dataset is read from: inputs of its manifest, so
-    that a rule producing them (e.g. `samples`, the demo world) runs first."""
-    path = config["datasets"][wildcards.dataset]["path"]
-    paths = [path] if isinstance(path, str) else list(path)
-    labels = config["datasets"][wildcards.dataset].get("labels")
-    return paths + ([labels] if labels else [])
+    that a rule producing them (e.g. `samples`, the demo world) runs first.
+    Paths outside results/ are the user's data and must exist: a missing one
+    fails here, naming the config key."""
+    dataset = config["datasets"][wildcards.dataset]
+    paths = [dataset["path"]] if isinstance(dataset["path"], str) else list(dataset["path"])
+    keys = [f"datasets.{wildcards.dataset}.path"] * len(paths)
+    if dataset.get("labels"):
+        paths.append(dataset["labels"])
+        keys.append(f"datasets.{wildcards.dataset}.labels")
+    for key, path in zip(keys, paths):
+        produced = Path(path).parts[:1] == ("results",)
+        if not produced and not Path(path).exists():
+            raise WorkflowError(f"{key}: {path} does not exist (expected the dataset's {dataset['type']} data)")
+    return paths
 
 
 def dataset_settings(wildcards):
