@@ -179,3 +179,19 @@ def test_gather_refuses_stale_stores(tmp_path, astronaut):
     other = copy.deepcopy(config)
     other["preprocess"]["crop"]["size"] = 64
     assert stage_digest(other, "faces") != stored
+
+
+def test_disfa_layout_to_index(tmp_path, astronaut):
+    from augane.io.disfa import disfa_video_path, write_disfa_labels
+
+    root = tmp_path / "DISFA"
+    labels = pd.DataFrame({"frame": range(5), **{f"AU{au}": [au % 6] * 5 for au in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)}})
+    write_disfa_labels(root, "SN003", labels)
+    video = disfa_video_path(root, "SN003")
+    video.parent.mkdir(parents=True)
+    write_video(video, [np.roll(astronaut, 3 * i, axis=1) for i in range(4)], fps=10)  # one frame short
+    config = _config({"disfa": {"type": "disfa", "path": str(root)}})
+    _, index = _run(tmp_path, config, "disfa")
+    assert index["subject"].tolist() == ["SN003"] * 5 and index["frame"].tolist() == list(range(5))
+    assert index["status_name"].tolist() == ["ok"] * 4 + ["frame_missing"]
+    assert index["AU12"].tolist() == [0] * 5 and index["AU26"].tolist() == [2] * 5
