@@ -265,7 +265,8 @@ class MediaPipeFaceMesh:
         return Detections(faces=_faces_from_meshes(meshes, paired), detected=max(len(meshes), len(boxes)))
 
     def reset(self) -> None:
-        self._graph.reset()
+        if not self.static_image_mode:  # a static graph keeps no state between images
+            self._graph.reset()
         self._tracker.reset()
 
     def close(self) -> None:

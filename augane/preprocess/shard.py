@@ -31,7 +31,7 @@ from augane.io.videos import VideoFrames
 from augane.landmarks import MEDIAPIPE_105, NUM_LANDMARKS, NUM_MEDIAPIPE_POINTS, select_105
 from augane.preprocess.crop import CropSettings
 from augane.preprocess.faces import FaceCropper, FaceSample
-from augane.preprocess.landmarkers import Landmarker, build_landmarker
+from augane.preprocess.landmarkers import build_landmarker
 from augane.preprocess.status import Status, status_codes
 
 log = logging.getLogger(__name__)
