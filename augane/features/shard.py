@@ -3,8 +3,8 @@
 Samples whose preprocessing status is not ``ok`` are skipped: their rows are
 NaN and ``valid`` is false. A sample whose network outputs are not finite is
 marked invalid the same way (and counted), never stopping the shard. Crops
-are read in contiguous ranges of ``features.batch_size`` samples, the next
-ranges in a background thread while the current one computes. The store is
+are read in whole store chunks, the next ones in background threads while
+a batch computes, and regrouped into batches of ``features.batch_size``. The store is
 written whole and renamed into place, with provenance: the checkpoints'
 sha256 digests, the detector variant, devices and a digest of the settings.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -100,37 +100,66 @@ def ok_status_code(store_attributes: Mapping[str, Any], path: str | Path) -> int
     return int(codes["ok"])
 
 
-def _ranges(count: int, size: int) -> list[tuple[int, int]]:
-    return [(start, min(start + size, count)) for start in range(0, count, size)]
+def _blocks(valid: np.ndarray, block: int) -> list[tuple[int, int]]:
+    """Store ranges of ``block`` samples (aligned to the store's chunks) that hold a valid sample."""
+    ranges = [(start, min(start + block, valid.size)) for start in range(0, valid.size, block)]
+    return [(start, stop) for start, stop in ranges if valid[start:stop].any()]
 
 
-def _prefetched(store, valid: np.ndarray, size: int, read_ahead: int) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
-    """Yield (row indices, crops, seconds waited) for each range holding a valid sample."""
-    ranges = [(start, stop) for start, stop in _ranges(valid.size, size) if valid[start:stop].any()]
+def _read_block(store, valid: np.ndarray, bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    start, stop = bounds
+    rows = np.flatnonzero(valid[start:stop]) + start
+    return rows, np.asarray(store["image"][start:stop])[rows - start]
 
-    def read(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        start, stop = bounds
-        rows = np.flatnonzero(valid[start:stop]) + start
-        crops = np.asarray(store["image"][start:stop])[rows - start]
-        return rows, crops
 
+def _read_blocks(store, valid: np.ndarray, block: int, read_ahead: int) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """Yield (row indices, crops, seconds waited) per block; ``read_ahead`` blocks are read in background threads."""
+    ranges = _blocks(valid, block)
     if read_ahead <= 0:
         for bounds in ranges:
             started = time.perf_counter()
-            rows, crops = read(bounds)
+            rows, crops = _read_block(store, valid, bounds)
             yield rows, crops, time.perf_counter() - started
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="features-read") as pool:
-        pending = [pool.submit(read, bounds) for bounds in ranges[:read_ahead]]
+    with ThreadPoolExecutor(max_workers=read_ahead, thread_name_prefix="features-read") as pool:
+        pending = deque(pool.submit(_read_block, store, valid, bounds) for bounds in ranges[:read_ahead])
         following = read_ahead
         while pending:
             started = time.perf_counter()
-            rows, crops = pending.pop(0).result()
+            rows, crops = pending.popleft().result()
             waited = time.perf_counter() - started
             if following < len(ranges):
-                pending.append(pool.submit(read, ranges[following]))
+                pending.append(pool.submit(_read_block, store, valid, ranges[following]))
                 following += 1
             yield rows, crops, waited
+
+
+def _batches(store, valid: np.ndarray, batch_size: int, read_ahead: int) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """Yield (row indices, crops, seconds waited) in batches of ``batch_size`` valid samples (the last may be smaller).
+
+    Crops are read in whole store chunks (a chunk is decompressed once, whatever
+    the batch size) and regrouped, so skipped samples do not shrink batches.
+    """
+    chunk = int(store["image"].chunks[0])
+    block = chunk * max(1, -(-batch_size // chunk))
+    rows_buffer, crops_buffer, waited_total = [], [], 0.0
+    buffered = 0
+    for rows, crops, waited in _read_blocks(store, valid, block, read_ahead):
+        rows_buffer.append(rows)
+        crops_buffer.append(crops)
+        buffered += rows.size
+        waited_total += waited
+        if buffered < batch_size:
+            continue
+        all_rows, all_crops = np.concatenate(rows_buffer), np.concatenate(crops_buffer)
+        full = (all_rows.size // batch_size) * batch_size
+        for offset in range(0, full, batch_size):
+            yield all_rows[offset:offset + batch_size], all_crops[offset:offset + batch_size], waited_total
+            waited_total = 0.0
+        rows_buffer, crops_buffer = [all_rows[full:]], [all_crops[full:]]
+        buffered = all_rows.size - full
+    if buffered:
+        yield np.concatenate(rows_buffer), np.concatenate(crops_buffer), waited_total
 
 
 def _empty(count: int, extractor: FeatureExtractor) -> ShardFeatures:
@@ -164,7 +193,7 @@ def compute_features(store, ok: np.ndarray, extractor: FeatureExtractor) -> Shar
     """Run the networks on the samples of an open preprocess store where ``ok`` is true."""
     settings = extractor.settings
     features = _empty(ok.size, extractor)
-    for rows, crops, waited in _prefetched(store, ok, settings.batch_size, settings.read_ahead):
+    for rows, crops, waited in _batches(store, ok, settings.batch_size, settings.read_ahead):
         started = time.perf_counter()
         batch = extractor(crops)
         features.timings.compute += time.perf_counter() - started

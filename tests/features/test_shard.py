@@ -112,3 +112,23 @@ def test_bad_preprocess_stores_are_reported(shard, tmp_path):
     with pytest.raises(DataError, match=r"image must be \(n, S, S, 3\)"):
         features_shard(shard["config"], "tiny", "0000", bad, tmp_path / "f.zarr", extractor)
     assert not (tmp_path / "f.zarr").exists()
+
+
+@pytest.mark.parametrize(("batch_size", "read_ahead"), [(40, 0), (40, 2), (7, 1), (200, 1)])
+def test_batches_regroup_whole_chunks_into_full_batches(tmp_path, batch_size, read_ahead):
+    from augane.features.shard import _batches
+    from augane.io.shards import ArraySpec, write_store
+
+    count = 150  # three store chunks of 64, 64, 22 samples
+    images = np.arange(count, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    store = open_store(write_store(tmp_path / "p.zarr", {"image": ArraySpec(images, ("sample", "y", "x", "channel"))}, {}))
+    valid = np.ones(count, dtype=bool)
+    valid[[0, 5, 70, 71, 149]] = False
+    valid[80:128] = False
+    batches = list(_batches(store, valid, batch_size, read_ahead))
+    rows = np.concatenate([batch[0] for batch in batches])
+    np.testing.assert_array_equal(rows, np.flatnonzero(valid))
+    assert all(len(batch[0]) == batch_size for batch in batches[:-1]) and 0 < len(batches[-1][0]) <= batch_size
+    for batch_rows, crops, waited in batches:
+        np.testing.assert_array_equal(crops[:, 0, 0, 0], batch_rows.astype(np.uint8))
+        assert waited >= 0
