@@ -48,7 +48,8 @@ def test_weights_only_file_reads_directly(tmp_path):
     torch.testing.assert_close(content["state_dict"]["0.weight"], state["0.weight"])
 
 
-def test_foreign_objects_become_inert_records_and_never_run(tmp_path):
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_foreign_objects_become_inert_records_and_never_run(tmp_path, zip_format):
     marker = tmp_path / "code-was-run"
     state = _small_network().state_dict()
     content = {
@@ -56,7 +57,7 @@ def test_foreign_objects_become_inert_records_and_never_run(tmp_path):
         "callbacks": {_LightningCallback: {"best_model_score": torch.tensor(0.25)}},
         "trap": _OpensFileWhenUnpickled(str(marker)),
     }
-    torch.save(content, tmp_path / "lightning.ckpt")
+    torch.save(content, tmp_path / "lightning.ckpt", _use_new_zipfile_serialization=zip_format)
     loaded = read_checkpoint(tmp_path / "lightning.ckpt")
     assert not marker.exists()
     assert isinstance(loaded["trap"], ForeignObject)
