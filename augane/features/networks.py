@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from augane.errors import ConfigError
+from augane.nets.au_preprocess import FrozenAuDetector
 from augane.nets.deca import DecaCoarseEncoder, load_deca
 from augane.nets.emoca import EmocaCoarse, load_emoca
 from augane.nets.mefarg import MEFARG, load_au_detector
@@ -49,6 +50,14 @@ def load_au_detector_from_config(resources: Mapping[str, Any], device: str | tor
     detector = load_au_detector(settings.checkpoint, settings.variant, head=settings.head,
                                 backbone=settings.backbone, map_location="cpu")
     return detector.to(device)
+
+
+def frozen_au_detector_from_config(resources: Mapping[str, Any], device: str | torch.device = "cpu") -> FrozenAuDetector:
+    """The AU detector of ``resources.au_detector`` wrapped for use inside a loss (frozen, eval mode,
+    with its preprocessing at the configured sizes); input (B, 3, H, W) RGB in [0, 1]."""
+    settings = AuDetectorSettings.from_config(resources)
+    detector = load_au_detector_from_config(resources, device)
+    return FrozenAuDetector(detector, resize=settings.resize, crop=settings.input_size)
 
 
 def load_deca_from_config(resources: Mapping[str, Any], device: str | torch.device = "cpu") -> DecaCoarseEncoder:

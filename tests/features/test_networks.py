@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from augane.errors import ConfigError
-from augane.features.networks import AuDetectorSettings, load_emoca_from_config, load_feature_networks
+import torch
+
+from augane.features.networks import (
+    AuDetectorSettings,
+    frozen_au_detector_from_config,
+    load_emoca_from_config,
+    load_feature_networks,
+)
 from tests.features.tiny_shards import tiny_config
 
 
@@ -24,3 +31,12 @@ def test_inconsistent_detector_settings_are_config_errors():
         AuDetectorSettings.from_config({"au_detector": {"checkpoint": "x.pth", "resize": 224, "input_size": 256}})
     with pytest.raises(ConfigError, match="resources.au_detector.checkpoint is not set"):
         AuDetectorSettings.from_config({"au_detector": {}})
+
+
+def test_frozen_detector_from_config_uses_the_configured_preprocessing(tmp_path):
+    config = tiny_config(tmp_path)
+    frozen = frozen_au_detector_from_config(config["resources"])
+    assert (frozen.resize, frozen.crop) == (72, 64) and not frozen.detector.training
+    renders = torch.rand(2, 3, 64, 64, requires_grad=True)
+    frozen(renders).afg.square().sum().backward()
+    assert renders.grad.abs().sum() > 0
