@@ -168,3 +168,16 @@ def features_stores(wildcards):
 def features_tables(wildcards):
     """features.parquet of every configured dataset."""
     return [f"{cache_dir(dataset)}/features.parquet" for dataset in dataset_names()]
+
+
+# --- the demo stage ---------------------------------------------------------------
+
+
+DEMO_FACE_MODEL_DIR = "results/demo/face_model"
+
+
+def demo_face_model_targets(wildcards):
+    """The demo face model's preview and card, when the config uses the demo face model."""
+    if config["resources"]["face_model"] != f"{DEMO_FACE_MODEL_DIR}/face_model.pkl":
+        return []
+    return [f"{DEMO_FACE_MODEL_DIR}/preview.png", f"{DEMO_FACE_MODEL_DIR}/face_model_card.md"]
