@@ -1,70 +1,26 @@
-"""Demo face model, step 7: a quick look at the model (painter's-algorithm drawing with matplotlib).
+"""Demo face model, step 7: renders of the model, and the preview sheet.
 
-This is a preview drawing, not the project's renderer: triangles are filled
-with flat colours (mean vertex albedo times a Lambertian term), far to near,
-back faces skipped, projected with the project's camera
-(:func:`augane.flame.camera.project`).
+Renders use the project's renderer (:class:`augane.render.MeshRenderer`:
+UV-textured albedo, DECA's SH shading with :func:`augane.render.default_light`)
+and the project's camera, on the model as loaded back from its files.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from augane.flame.camera import normalised_to_pixels, project
+from augane.flame.layer import FlameLayer, FlameOutput
+from augane.flame.texture import AlbedoLayer, load_albedo_space, load_head_template
+from augane.render import MeshRenderer, RenderSettings, UVLayout, default_light
 
-_LIGHT = np.array([0.25, 0.45, 1.0]) / np.linalg.norm([0.25, 0.45, 1.0])
-
-
-def draw_mesh(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    colors: np.ndarray,
-    cam: tuple[float, float, float],
-    size: int = 256,
-    background: tuple[float, float, float] = (0.55, 0.6, 0.65),
-) -> np.ndarray:
-    """Draw a shaded mesh.
-
-    Args:
-        vertices: (V, 3) model-space vertices.
-        faces: (F, 3) triangles, counter-clockwise seen from outside.
-        colors: (V, 3) albedo in [0, 1].
-        cam: DECA camera (s, tx, ty).
-        size: image side in pixels.
-        background: RGB in [0, 1].
-    Returns:
-        (size, size, 3) uint8 RGB image.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import PolyCollection
-    from matplotlib.figure import Figure
-
-    projected = project(torch.tensor(vertices[None]), torch.tensor([cam], dtype=torch.float64))[0].numpy()
-    pixels = normalised_to_pixels(projected[:, :2], size)
-    corners = vertices[faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-18)
-    front = normals[:, 2] > 0
-    shade = 0.35 + 0.65 * np.clip(normals @ _LIGHT, 0.0, 1.0)
-    face_colors = np.clip(colors[faces].mean(axis=1) * shade[:, None], 0.0, 1.0)
-    depth = projected[faces, 2].mean(axis=1)
-    order = np.flatnonzero(front)[np.argsort(-depth[front], kind="stable")]
-
-    figure = Figure(figsize=(size / 100, size / 100), dpi=100)
-    canvas = FigureCanvasAgg(figure)
-    axes = figure.add_axes((0, 0, 1, 1))
-    axes.set_xlim(0, size)
-    axes.set_ylim(size, 0)
-    axes.axis("off")
-    figure.patch.set_facecolor(background)
-    polygons = PolyCollection(pixels[faces[order]], facecolors=face_colors[order], edgecolors=face_colors[order],
-                              linewidths=0.3, antialiased=False)
-    axes.add_collection(polygons)
-    canvas.draw()
-    image = np.asarray(canvas.buffer_rgba())[..., :3]
-    return image.copy()
-
+#: Camera framing the demo face in a square image (DECA's (s, tx, ty)).
+PREVIEW_CAMERA = (9.0, 0.0, 0.0)
+BACKGROUND = (0.55, 0.6, 0.65)
 
 #: Panels of the preview: title and AU intensities (0-5).
 PREVIEW_PANELS: tuple[tuple[str, dict[int, float]], ...] = (
@@ -83,43 +39,74 @@ PREVIEW_PANELS: tuple[tuple[str, dict[int, float]], ...] = (
 )
 
 
-def write_preview(path, files: dict, size: int = 256, columns: int = 6) -> None:
-    """Draw the model from its written files: every panel of :data:`PREVIEW_PANELS` with the 105 landmarks."""
+class DemoFaceRenderer:
+    """Decode and render the demo face model from its files.
+
+    Args:
+        files: paths by role (``face_model``, ``landmark_embedding``,
+            ``mediapipe_embedding``, ``head_template``, ``albedo_model``).
+        image_size: rendered side in pixels.
+    """
+
+    def __init__(self, files: Mapping[str, str | Path], image_size: int = 256) -> None:
+        self.layer = FlameLayer.from_files(files["face_model"], files["landmark_embedding"],
+                                           files["mediapipe_embedding"])
+        template = load_head_template(files["head_template"], self.layer.num_vertices, int(self.layer.faces.shape[0]))
+        self.albedo = AlbedoLayer(load_albedo_space(files["albedo_model"]), n_tex=50)
+        layout = UVLayout.from_arrays(template.uvs, template.uv_faces, len(template.faces))
+        settings = RenderSettings(image_size=image_size, background_color=BACKGROUND)
+        self.renderer = MeshRenderer(torch.as_tensor(template.faces), settings, uv_layout=layout)
+        self.image_size = image_size
+
+    def decode(self, intensities: Sequence[Mapping[int, float]], pose: torch.Tensor | None = None,
+               shape: torch.Tensor | None = None) -> FlameOutput:
+        """Model output for a batch of AU intensity dicts (optionally with global pose (B, 3) and shape)."""
+        from augane.demo.face_model import au_parameters
+
+        pairs = [au_parameters(values, n_exp=self.layer.n_exp) for values in intensities]
+        expression = torch.tensor(np.stack([e for e, _ in pairs]), dtype=torch.float32)
+        full_pose = torch.zeros(len(pairs), 6)
+        full_pose[:, 3:] = torch.tensor(np.stack([j for _, j in pairs]), dtype=torch.float32)
+        if pose is not None:
+            full_pose[:, :3] = pose
+        if shape is None:
+            shape = torch.zeros(len(pairs), self.layer.n_shape)
+        return self.layer(shape, expression, full_pose)
+
+    @torch.no_grad()
+    def render(self, output: FlameOutput, cam: tuple[float, float, float] = PREVIEW_CAMERA) -> np.ndarray:
+        """(B, H, W, 3) uint8 RGB renders of a model output (mean albedo, neutral white light)."""
+        batch = output.vertices.shape[0]
+        texture = self.albedo(torch.zeros(batch, self.albedo.n_tex)).clamp(0.0, 1.0)
+        cams = torch.tensor([cam] * batch, dtype=torch.float32)
+        image = self.renderer(output.vertices, cams, texture, default_light(batch)).image
+        return (image.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+    def landmark_pixels(self, output: FlameOutput, cam: tuple[float, float, float] = PREVIEW_CAMERA) -> np.ndarray:
+        """(B, 105, 2) the 105 landmarks in pixels of :meth:`render`'s images."""
+        cams = torch.tensor([cam] * output.vertices.shape[0], dtype=output.vertices.dtype)
+        return normalised_to_pixels(project(output.landmarks105, cams)[..., :2], self.image_size).numpy()
+
+
+@torch.no_grad()
+def write_preview(path: str | Path, files: Mapping[str, str | Path], size: int = 256, columns: int = 6) -> None:
+    """The preview sheet: every panel of :data:`PREVIEW_PANELS` rendered, with the 105 landmarks (cyan)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from scipy.ndimage import map_coordinates
 
-    from augane.demo.face_model import au_parameters
-    from augane.flame.layer import FlameLayer
-    from augane.flame.texture import load_albedo_space, load_head_template
     from augane.io.atomic import atomic_path
 
-    layer = FlameLayer.from_files(files["face_model"], files["landmark_embedding"], files["mediapipe_embedding"],
-                                  dtype=torch.float64)
-    template = load_head_template(files["head_template"], layer.num_vertices, int(layer.faces.shape[0]))
-    albedo = load_albedo_space(files["albedo_model"]).mean
-    rows_px = (1.0 - template.uvs[:, 1]) * albedo.shape[0] - 0.5
-    cols_px = template.uvs[:, 0] * albedo.shape[1] - 0.5
-    colors = np.stack([map_coordinates(albedo[..., c], [rows_px, cols_px], order=1) for c in range(3)], axis=1)
-    vertex_colors = np.zeros((layer.num_vertices, 3))
-    vertex_colors[template.faces.ravel()] = colors[template.uv_faces.ravel()]
-
-    cam = (9.0, 0.0, 0.0)
+    renderer = DemoFaceRenderer(files, image_size=size)
+    output = renderer.decode([intensities for _, intensities in PREVIEW_PANELS])
+    images = renderer.render(output)
+    landmarks = renderer.landmark_pixels(output)
     rows = (len(PREVIEW_PANELS) + columns - 1) // columns
     figure = Figure(figsize=(columns * size / 100, rows * (size + 18) / 100), dpi=100)
     FigureCanvasAgg(figure)
-    for index, (title, intensities) in enumerate(PREVIEW_PANELS):
-        expression, jaw = au_parameters(intensities, n_exp=layer.n_exp)
-        pose = torch.zeros(1, 6, dtype=torch.float64)
-        pose[0, 3:] = torch.tensor(jaw)
-        out = layer(torch.zeros(1, layer.n_shape, dtype=torch.float64), torch.tensor(expression[None]), pose)
-        vertices = out.vertices[0].numpy()
-        image = draw_mesh(vertices, layer.faces.numpy(), vertex_colors, cam, size)
-        landmarks = project(out.landmarks105, torch.tensor([cam], dtype=torch.float64))[0, :, :2].numpy()
-        pixels = normalised_to_pixels(landmarks, size)
+    for index, (title, _) in enumerate(PREVIEW_PANELS):
         axes = figure.add_subplot(rows, columns, index + 1)
-        axes.imshow(image, extent=(0, size, size, 0))
-        axes.scatter(pixels[:, 0], pixels[:, 1], s=2.0, c="#00e5ff", linewidths=0)
+        axes.imshow(images[index], extent=(0, size, size, 0))
+        axes.scatter(landmarks[index, :, 0], landmarks[index, :, 1], s=2.0, c="#00e5ff", linewidths=0)
         axes.set_title(title, fontsize=9)
         axes.axis("off")
     figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.95, wspace=0.02, hspace=0.12)

@@ -111,7 +111,7 @@ def load_albedo_space(path: str | Path, max_components: int | None = None) -> Al
         basis = basis[:, :max_components]
     scale = 1.0 / 255.0 if layout == FLAME_TEXTURE_LAYOUT else 1.0
     bgr_mean = mean.reshape(side, side, 3).astype(np.float32) * scale
-    bgr_basis = basis.reshape(side, side, 3, -1).astype(np.float32) * scale
+    bgr_basis = basis.reshape(side, side, 3, basis.shape[1]).astype(np.float32) * scale
     if not (np.all(np.isfinite(bgr_mean)) and np.all(np.isfinite(bgr_basis))):
         raise AssetError(f"{source}: albedo model holds non-finite values")
     return AlbedoSpace(
