@@ -144,7 +144,7 @@ class EdgeFeatureExtractor(nn.Module):
         """Edge features from ``f_u`` (B, N, T, C) and the global ``tokens`` (B, T, C); returns (B, N*N, C)."""
         if self.training:
             return self.literal(f_u, tokens)
-        batch, nodes, count, channels = f_u.shape
+        batch, nodes, _, channels = f_u.shape
         attended = self.FAM(f_u, tokens[:, None])
         queries = self.ARM.linear_q(attended)
         keys = self.ARM.linear_k(attended)
