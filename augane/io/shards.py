@@ -8,6 +8,7 @@ renames it into place, so a store that exists is complete.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,10 @@ import zarr
 
 from augane.errors import DataError
 from augane.io.atomic import atomic_path
+
+# Snakemake marks directory outputs with a `.snakemake_timestamp` file, which
+# Zarr reports as an unknown member of the hierarchy whenever a store is listed.
+warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp is not recognized")
 
 #: Samples per chunk along the sample axis (bounded by the shard size).
 SAMPLE_CHUNK = 64
