@@ -215,7 +215,7 @@ def assemble(seed: int, subdivisions: int, texture_size: int) -> DemoFaceModel:
     iris[RIGHT_EYE] = 0.5 * (iris[RIGHT_EYE] + iris[LEFT_EYE] * flip)
     iris[LEFT_EYE] = iris[RIGHT_EYE] * flip
 
-    skin = build_skin(neutral, lip_texture_points(capture.points[:NUM_MESH_POINTS, :2]), subdivisions)
+    skin = build_skin(neutral, lip_texture_points(capture.points[:NUM_MESH_POINTS, :2]), subdivisions, mirror)
     right = fit_eyeball(skin.vertices[list(_RIGHT_EYE_LOOP)], iris[RIGHT_EYE])
     eyes = {RIGHT_EYE: right, LEFT_EYE: EyeballShape(center=right.center * flip, radii=right.radii)}
     frame = mouth_frame(skin.vertices)

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from augane.demo.face_model_capture import NUM_MESH_POINTS
+from augane.demo.face_model_capture import NUM_MESH_POINTS, symmetrise
 
 # Eye openings, as loops; "upper"/"lower" exclude the corners (outer, inner).
 RIGHT_EYE_UPPER = (246, 161, 160, 159, 158, 157, 173)
@@ -209,16 +209,19 @@ def subdivide(mesh: SkinMesh, smoothness: float = 0.75) -> SkinMesh:
     )
 
 
-def build_skin(points: np.ndarray, photo_points: np.ndarray, subdivisions: int) -> SkinMesh:
+def build_skin(points: np.ndarray, photo_points: np.ndarray, subdivisions: int, mirror: np.ndarray) -> SkinMesh:
     """The skin from the 468 aligned MediaPipe points: triangles, closed mouth, subdivision.
 
     Args:
         points: (468, 3) aligned (and symmetrised) model-space points.
         photo_points: (468, 2) their photo pixel positions.
         subdivisions: times every triangle is split in four.
+        mirror: (468,) mirror partner of each point; the closed mouth is made
+            symmetric again (MediaPipe's triangulation is not quite).
     """
     faces = orient_towards_viewer(points, tessellation_triangles())
-    mesh = SkinMesh(vertices=close_mouth(points, faces), faces=faces, photo_points=photo_points[:NUM_MESH_POINTS])
+    closed = symmetrise(close_mouth(points, faces), mirror)
+    mesh = SkinMesh(vertices=closed, faces=faces, photo_points=photo_points[:NUM_MESH_POINTS])
     for _ in range(subdivisions):
         mesh = subdivide(mesh)
     return mesh
