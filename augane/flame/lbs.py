@@ -106,7 +106,7 @@ def vertices_to_joints(joint_regressor: Tensor, vertices: Tensor) -> Tensor:
     Returns:
         (B, J, 3).
     """
-    return torch.einsum("jv,bvc->bjc", joint_regressor, vertices)
+    return torch.matmul(joint_regressor, vertices)
 
 
 def pose_corrective_offsets(rotations: Tensor, pose_directions: Tensor) -> Tensor:
@@ -184,6 +184,10 @@ def linear_blend_skinning(
     rest_joints = vertices_to_joints(joint_regressor, shaped)
     corrected = shaped + pose_corrective_offsets(rotations, pose_directions)
     posed_joints, transforms = rigid_transforms(rotations, rest_joints, parents)
-    blended = torch.einsum("vj,bjrc->bvrc", weights, transforms)
-    vertices = (blended[..., :3] * corrected.unsqueeze(-2)).sum(dim=-1) + blended[..., 3]
+    batch_size, num_joints = transforms.shape[:2]
+    # per-vertex blended [R | t] as one (V, J) @ (B, J, 12) product, applied column by column
+    blended = (weights @ transforms.reshape(batch_size, num_joints, 12)).reshape(batch_size, -1, 3, 4)
+    vertices = blended[..., 3]
+    for column in range(3):
+        vertices = torch.addcmul(vertices, blended[..., column], corrected[..., column : column + 1])
     return vertices, posed_joints
