@@ -212,7 +212,9 @@ def au_movements() -> dict[int, str]:
         for handle in handles:
             lateral, up, forward = handle.offset
             region = f"MediaPipe {list(handle.anchors)}" + (f" ({handle.mask})" if handle.mask else "")
-            parts.append(f"{region}: lateral {lateral:+g}, up {up:+g}, forward {forward:+g} mm (sigma {handle.sigma:g})")
+            parts.append(
+                f"{region}: lateral {lateral:+g}, up {up:+g}, forward {forward:+g} mm (sigma {handle.sigma:g})"
+            )
         described[au] = "; ".join(parts)
     return described
 

@@ -23,6 +23,8 @@ from augane.demo.face_model_capture import (
     NUM_MESH_POINTS,
     RIGHT_IRIS_CENTER,
     RIGHT_IRIS_CONTOUR,
+    AlignedFace,
+    PhotoCapture,
     align_to_model_frame,
     capture_photo_landmarks,
     symmetrise,
@@ -39,18 +41,10 @@ from augane.demo.face_model_fields import (
     skin_fields,
 )
 from augane.demo.face_model_landmarks import landmark_embedding68, mediapipe_embedding
-from augane.demo.face_model_mesh import (
-    FACE_OVAL,
-    LEFT_EYE_CORNERS,
-    LEFT_EYE_LOWER,
-    LEFT_EYE_UPPER,
-    RIGHT_EYE_CORNERS,
-    RIGHT_EYE_LOWER,
-    RIGHT_EYE_UPPER,
-    build_skin,
-)
+from augane.demo.face_model_mesh import FACE_OVAL, LEFT_EYE_LOOP, OUTER_LIP_LOOP, RIGHT_EYE_LOOP, build_skin
 from augane.demo.face_model_parts import (
     EyeballShape,
+    MouthFrame,
     Part,
     build_eyeball,
     build_mouth_cavity,
@@ -78,10 +72,8 @@ from augane.flame.io import FLAME_PARENTS, JOINT_NAMES, NUM_JOINTS, NUM_POSE_FEA
 from augane.flame.layer import JAW, LEFT_EYE, NECK, RIGHT_EYE, ROOT
 from augane.flame.texture import HeadTemplate
 
-_RIGHT_EYE_LOOP = RIGHT_EYE_CORNERS[:1] + RIGHT_EYE_UPPER + RIGHT_EYE_CORNERS[1:] + RIGHT_EYE_LOWER[::-1]
-_LEFT_EYE_LOOP = LEFT_EYE_CORNERS[:1] + LEFT_EYE_UPPER + LEFT_EYE_CORNERS[1:] + LEFT_EYE_LOWER[::-1]
+#: Skin points the jaw joint is regressed from (symmetric pairs around the lower face and the ears).
 _JAW_ANCHORS = (234, 454, 93, 323, 132, 361, 58, 288, 172, 397)
-_OUTER_LIP_LOOP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,9 @@ class _Assembly:
     face_regions: dict[str, tuple[int, int]]
 
 
-def _merge(skin_vertices, skin_faces, skin_uv, skin_weights, parts: list[Part], size: int) -> _Assembly:
+def _merge(skin_vertices: np.ndarray, skin_faces: np.ndarray, skin_uv: np.ndarray, skin_weights: np.ndarray,
+           parts: list[Part], size: int) -> _Assembly:
+    """Skin first (so skin triangles and MediaPipe vertices keep their indices), then the parts."""
     vertices, faces, uvs, weights = [skin_vertices], [skin_faces], [skin_uv], [skin_weights]
     regions = {"skin": (0, len(skin_vertices))}
     face_regions = {"skin": (0, len(skin_faces))}
@@ -131,7 +125,8 @@ def _shape_block(assembly: _Assembly, marks: FaceLandmarks, eyes: dict[int, Eyeb
                  rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
     """(V, 3, 300) identity directions: named fields, seeded random fields, zeros. Eyeballs move rigidly."""
     skin_stop = assembly.regions["skin"][1]
-    random_fields = [RandomShapeField.draw(rng, assembly.vertices[:skin_stop]) for _ in range(NUM_RANDOM_SHAPE_COMPONENTS)]
+    skin = assembly.vertices[:skin_stop]
+    random_fields = [RandomShapeField.draw(rng, skin) for _ in range(NUM_RANDOM_SHAPE_COMPONENTS)]
     evaluators = [lambda p, n=name: named_shape_field(n, p, marks) for name in NAMED_SHAPE_COMPONENTS]
     evaluators += random_fields
     names = list(NAMED_SHAPE_COMPONENTS) + [f"random_{i + 1}" for i in range(NUM_RANDOM_SHAPE_COMPONENTS)]
@@ -162,8 +157,9 @@ def _region_mask(vertices: np.ndarray, loop: tuple[int, ...]) -> np.ndarray:
     return (inside | mirrored).astype(np.float64)
 
 
-def _albedo(assembly: _Assembly, capture, aligned, eyes, eye_photos, frame, window: PhotoWindow,
-            marks: FaceLandmarks, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _albedo(assembly: _Assembly, capture: PhotoCapture, aligned: AlignedFace, eyes: dict[int, EyeballShape],
+            eye_photos: dict[int, EyePhoto], frame: MouthFrame, window: PhotoWindow, marks: FaceLandmarks,
+            size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The atlas (size, size, 3) and its colour basis (size, size, 3, K)."""
     atlas = sample_image(capture.image.astype(np.float64) / 255.0, *window.to_photo(*texel_uv(size)))
     iris_atlas = np.zeros((size, size))
@@ -179,7 +175,7 @@ def _albedo(assembly: _Assembly, capture, aligned, eyes, eye_photos, frame, wind
     skin_stop = assembly.regions["skin"][1]
     skin_faces = assembly.faces[: assembly.face_regions["skin"][1]]
     skin_vertices = assembly.vertices[:skin_stop]
-    lips = _region_mask(skin_vertices, _OUTER_LIP_LOOP)
+    lips = _region_mask(skin_vertices, OUTER_LIP_LOOP)
     cheeks = gaussian_falloff(skin_vertices, marks.cheeks, 0.015)
     values = np.stack([lips, cheeks], axis=1)
     masks, covered = rasterize_uv(assembly.uvs[:skin_stop], skin_faces, values, size)
@@ -216,7 +212,7 @@ def assemble(seed: int, subdivisions: int, texture_size: int) -> DemoFaceModel:
     iris[LEFT_EYE] = iris[RIGHT_EYE] * flip
 
     skin = build_skin(neutral, lip_texture_points(capture.points[:NUM_MESH_POINTS, :2]), subdivisions, mirror)
-    right = fit_eyeball(skin.vertices[list(_RIGHT_EYE_LOOP)], iris[RIGHT_EYE])
+    right = fit_eyeball(skin.vertices[list(RIGHT_EYE_LOOP)], iris[RIGHT_EYE])
     eyes = {RIGHT_EYE: right, LEFT_EYE: EyeballShape(center=right.center * flip, radii=right.radii)}
     frame = mouth_frame(skin.vertices)
     depth = skin_depth(skin.vertices)
@@ -268,9 +264,9 @@ def assemble(seed: int, subdivisions: int, texture_size: int) -> DemoFaceModel:
     landmarks105 = mediapipe_embedding(skin_faces)
 
     eye_photos = {
-        RIGHT_EYE: _eye_photo(capture.points, aligned.points, iris[RIGHT_EYE], _RIGHT_EYE_LOOP, RIGHT_IRIS_CENTER,
+        RIGHT_EYE: _eye_photo(capture.points, aligned.points, iris[RIGHT_EYE], RIGHT_EYE_LOOP, RIGHT_IRIS_CENTER,
                               RIGHT_IRIS_CONTOUR),
-        LEFT_EYE: _eye_photo(capture.points, aligned.points, iris[LEFT_EYE], _LEFT_EYE_LOOP, LEFT_IRIS_CENTER,
+        LEFT_EYE: _eye_photo(capture.points, aligned.points, iris[LEFT_EYE], LEFT_EYE_LOOP, LEFT_IRIS_CENTER,
                              LEFT_IRIS_CONTOUR),
     }
     albedo_mean, albedo_basis = _albedo(assembly, capture, aligned, eyes, eye_photos, frame, window, marks,
@@ -284,7 +280,9 @@ def assemble(seed: int, subdivisions: int, texture_size: int) -> DemoFaceModel:
                          landmarks68=landmarks68, landmarks105=landmarks105, vertex_colors=vertex_colors, card=card)
 
 
-def _card(seed, subdivisions, texture_size, assembly: _Assembly, joints, shape_names, image_shape) -> dict:
+def _card(seed: int, subdivisions: int, texture_size: int, assembly: _Assembly, joints: np.ndarray,
+          shape_names: list[str], image_shape: tuple[int, ...]) -> dict:
+    """The model card: what every component, joint and file is."""
     import mediapipe
 
     from augane.aus import au_name

@@ -33,6 +33,9 @@ RIGHT_EYE_CORNERS = (33, 133)
 LEFT_EYE_UPPER = (466, 388, 387, 386, 385, 384, 398)
 LEFT_EYE_LOWER = (249, 390, 373, 374, 380, 381, 382)
 LEFT_EYE_CORNERS = (263, 362)
+#: The lid margins as closed loops (outer corner, upper lid, inner corner, lower lid).
+RIGHT_EYE_LOOP = RIGHT_EYE_CORNERS[:1] + RIGHT_EYE_UPPER + RIGHT_EYE_CORNERS[1:] + RIGHT_EYE_LOWER[::-1]
+LEFT_EYE_LOOP = LEFT_EYE_CORNERS[:1] + LEFT_EYE_UPPER + LEFT_EYE_CORNERS[1:] + LEFT_EYE_LOWER[::-1]
 # Lips: outer and inner contours, upper and lower halves without the corners.
 MOUTH_OUTER_CORNERS = (61, 291)
 MOUTH_INNER_CORNERS = (78, 308)
@@ -40,6 +43,8 @@ UPPER_LIP_OUTER = (185, 40, 39, 37, 0, 267, 269, 270, 409)
 LOWER_LIP_OUTER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
 UPPER_LIP_INNER = (191, 80, 81, 82, 13, 312, 311, 310, 415)
 LOWER_LIP_INNER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
+#: The outer lip contour as a closed loop (vermilion border).
+OUTER_LIP_LOOP = (61, *UPPER_LIP_OUTER, 291, *LOWER_LIP_OUTER[::-1])
 # Brows (subject's right; the left ones are their mirror partners).
 RIGHT_BROW_INNER = (55, 65, 107, 66)
 RIGHT_BROW_OUTER = (70, 63, 46, 53)

@@ -31,6 +31,9 @@ from augane.demo.face_model_mesh import (
 )
 from augane.flame.layer import JAW, NECK
 
+#: z of the skin at (N, 2) frontal positions (x, y).
+DepthFunction = Callable[[np.ndarray], np.ndarray]
+
 EYEBALL_DEPTH_M = 0.012
 EYEBALL_MARGIN_M = 0.001
 EYEBALL_POLAR_EXTENT = np.deg2rad(110.0)
@@ -147,7 +150,7 @@ def mouth_frame(skin_vertices: np.ndarray) -> MouthFrame:
                       line_y=float(inner[:, 1].mean()))
 
 
-def skin_depth(skin_vertices: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def skin_depth(skin_vertices: np.ndarray) -> DepthFunction:
     """z of the skin over (x, y) (the skin seen from the front is a height field; holes are filled linearly)."""
     linear = LinearNDInterpolator(skin_vertices[:, :2], skin_vertices[:, 2])
     nearest = NearestNDInterpolator(skin_vertices[:, :2], skin_vertices[:, 2])
@@ -166,7 +169,7 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def build_mouth_cavity(frame: MouthFrame, depth: Callable[[np.ndarray], np.ndarray], rings: int = 8, segments: int = 32) -> Part:
+def build_mouth_cavity(frame: MouthFrame, depth: DepthFunction, rings: int = 8, segments: int = 32) -> Part:
     """The bowl behind the lips (see the module docstring); its lower half follows the jaw."""
     half_x, up, down = frame.half_width + 0.006, 0.009, 0.016
     rim_depth, center_depth = 0.006, 0.028
@@ -188,7 +191,7 @@ def build_mouth_cavity(frame: MouthFrame, depth: Callable[[np.ndarray], np.ndarr
     return Part(name="mouth_cavity", vertices=vertices, faces=faces, patch_uv=patch_uv, weights=weights)
 
 
-def build_teeth(frame: MouthFrame, depth: Callable[[np.ndarray], np.ndarray], columns: int = 17, rows: int = 4) -> tuple[Part, Part]:
+def build_teeth(frame: MouthFrame, depth: DepthFunction, columns: int = 17, rows: int = 4) -> tuple[Part, Part]:
     """Upper (head) and lower (jaw) teeth strips on a parabolic arch; patch: upper half / lower half."""
     half_width = 0.8 * frame.half_width
     arch_depth = 0.009

@@ -231,9 +231,9 @@ def test_joints_drive_their_parts(layer, model, card):
 
 
 def test_eyeballs_sit_behind_the_lids(model, card):
-    from augane.demo.face_model_build import _LEFT_EYE_LOOP, _RIGHT_EYE_LOOP
+    from augane.demo.face_model_mesh import LEFT_EYE_LOOP, RIGHT_EYE_LOOP
 
-    for region, loop in (("right_eyeball", _RIGHT_EYE_LOOP), ("left_eyeball", _LEFT_EYE_LOOP)):
+    for region, loop in (("right_eyeball", RIGHT_EYE_LOOP), ("left_eyeball", LEFT_EYE_LOOP)):
         start, stop = card["mesh"]["vertex_regions"][region]
         eyeball = model.v_template[start:stop]
         lids = model.v_template[list(loop)]
