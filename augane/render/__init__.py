@@ -7,7 +7,7 @@ camera is :func:`augane.flame.camera.project`.
 """
 
 from augane.render.interpolate import interpolate, interpolate_packed
-from augane.render.rasterize import Fragments, rasterize
+from augane.render.rasterizer import Fragments, rasterize
 from augane.render.renderer import BACKENDS, SHADING_MODES, MeshRenderer, RenderOutput, RenderSettings
 from augane.render.shading import SH_CONSTANTS, default_light, sh_basis, sh_shading, shape_shading, vertex_normals
 from augane.render.texture import UVLayout, sample_texture_packed

@@ -1,50 +1,61 @@
 """Barycentric interpolation of mesh attributes at covered pixels (differentiable).
 
-Attributes are either per vertex, (B, V, C), or per face corner, (B, F, 3, C)
-(as DECA's ``face_vertices`` builds them), or per face corner shared by the
-batch, (F, 3, C) (e.g. UVs with seams). Interpolation
-uses the rasteriser's screen-space barycentrics (no perspective correction,
-as DECA with an orthographic camera), so gradients flow to the attribute
-values and, through the barycentrics, to the vertex positions.
+Attributes are per vertex, (B, V, C); per face corner, (B, F, 3, C) (as DECA's
+``face_vertices`` builds them); or per face corner shared by the batch,
+(F, 3, C) (e.g. UVs with seams). Interpolation uses the rasteriser's
+screen-space barycentrics (no perspective correction, as DECA with an
+orthographic camera), so gradients flow to the attribute values and, through
+the barycentrics, to the vertex positions.
+
+Internally values are kept channels-first, (C, N), so that every gather,
+product and scatter-add runs over contiguous 1-D rows; the backward pass is
+written out (:class:`_Interpolate`) rather than recorded op by op.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from augane.render.rasterize import Fragments
+from augane.render.rasterizer import Fragments
 
 
-def interpolate_packed(fragments: Fragments, attributes: Tensor) -> Tensor:
-    """Attribute values at the covered pixels.
+def _table_and_corners(fragments: Fragments, attributes: Tensor) -> tuple[Tensor, Tensor]:
+    """The attributes as a (C, P) table and the (3, N) table columns of each pixel's face corners."""
+    batch, vertices, faces = fragments.batch_size, fragments.num_vertices, fragments.num_faces
+    channels = attributes.shape[-1]
+    if attributes.ndim == 3 and attributes.shape[:2] == (batch, vertices):
+        return attributes.reshape(batch * vertices, channels).T, fragments.packed_corners
+    corner = torch.arange(3, device=fragments.pixels.device)[:, None]
+    if attributes.ndim == 4 and attributes.shape[:3] == (batch, faces, 3):
+        return attributes.reshape(batch * faces * 3, channels).T, fragments.packed_faces[None] * 3 + corner
+    if attributes.ndim == 3 and attributes.shape[:2] == (faces, 3):
+        face_in_mesh = fragments.packed_faces - fragments.packed_batch * faces
+        return attributes.reshape(faces * 3, channels).T, face_in_mesh[None] * 3 + corner
+    raise ValueError(
+        f"attributes must be per vertex ({batch}, {vertices}, C), per face corner ({batch}, {faces}, 3, C) "
+        f"or shared per face corner ({faces}, 3, C), got {tuple(attributes.shape)}"
+    )
+
+
+def interpolate_channels(fragments: Fragments, attributes: Tensor) -> Tensor:
+    """Attribute values at the covered pixels, channels first.
 
     Args:
         fragments: the rasteriser's output for B meshes of V vertices, F faces.
         attributes: (B, V, C) per-vertex, (B, F, 3, C) per-face-corner, or
             (F, 3, C) per-face-corner values shared by the batch.
     Returns:
-        (N, C) values at the ``fragments.pixels``, in their order.
+        (C, N) values at the ``fragments.pixels``, in their order.
     """
-    batch, vertices, faces = fragments.batch_size, fragments.num_vertices, fragments.num_faces
-    bary = fragments.packed_bary
-    if attributes.ndim == 3 and attributes.shape[:2] == (batch, vertices):
-        flat = attributes.reshape(batch * vertices, attributes.shape[-1])
-        corners = [flat.index_select(0, fragments.packed_corners[k]) for k in range(3)]
-    elif attributes.ndim == 4 and attributes.shape[:3] == (batch, faces, 3):
-        flat = attributes.reshape(batch * faces, 3 * attributes.shape[-1])
-        per_face = flat.index_select(0, fragments.packed_faces).view(-1, 3, attributes.shape[-1])
-        corners = [per_face[:, k] for k in range(3)]
-    elif attributes.ndim == 3 and attributes.shape[:2] == (faces, 3):
-        face_in_mesh = fragments.packed_faces - fragments.packed_batch * faces
-        per_face = attributes.reshape(faces, -1).index_select(0, face_in_mesh).view(-1, 3, attributes.shape[-1])
-        corners = [per_face[:, k] for k in range(3)]
-    else:
-        raise ValueError(
-            f"attributes must be per vertex ({batch}, {vertices}, C), per face corner ({batch}, {faces}, 3, C) "
-            f"or shared per face corner ({faces}, 3, C), "
-            f"got {tuple(attributes.shape)}"
-        )
-    return bary[:, 0:1] * corners[0] + bary[:, 1:2] * corners[1] + bary[:, 2:3] * corners[2]
+    table, corners = _table_and_corners(fragments, attributes)
+    bary = fragments.packed_bary.T
+    return _Interpolate.apply(bary, table.contiguous(), corners)
+
+
+def interpolate_packed(fragments: Fragments, attributes: Tensor) -> Tensor:
+    """Attribute values at the covered pixels: (N, C) (see :func:`interpolate_channels`)."""
+    return interpolate_channels(fragments, attributes).T
 
 
 def interpolate(fragments: Fragments, attributes: Tensor, background: float = 0.0) -> Tensor:
@@ -52,7 +63,40 @@ def interpolate(fragments: Fragments, attributes: Tensor, background: float = 0.
 
     Args:
         fragments: the rasteriser's output.
-        attributes: (B, V, C), (B, F, 3, C) or (F, 3, C) values (see :func:`interpolate_packed`).
+        attributes: (B, V, C), (B, F, 3, C) or (F, 3, C) values (see :func:`interpolate_channels`).
         background: value of uncovered pixels.
     """
     return fragments.unpack(interpolate_packed(fragments, attributes), background=background)
+
+
+class _Interpolate(torch.autograd.Function):
+    """``out[c] = sum_k bary[k] * table[c, corners[k]]`` with gradients for ``bary`` and ``table``."""
+
+    @staticmethod
+    def forward(ctx, bary: Tensor, table: Tensor, corners: Tensor) -> Tensor:
+        """bary (3, N); table (C, P); corners (3, N) int64 -> (C, N)."""
+        bary = bary.to(table.dtype)
+        channels, count = table.shape[0], corners.shape[1]
+        gathered = table.new_empty((channels, 3, count))
+        for c in range(channels):
+            for k in range(3):
+                torch.index_select(table[c], 0, corners[k], out=gathered[c, k])
+        out = gathered[:, 0] * bary[0] + gathered[:, 1] * bary[1] + gathered[:, 2] * bary[2]
+        ctx.save_for_backward(bary, gathered, corners)
+        ctx.table_shape = table.shape
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        bary, gathered, corners = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_bary = grad_table = None
+        if ctx.needs_input_grad[0]:
+            grad_bary = torch.stack([(gathered[:, k] * grad).sum(0) for k in range(3)])
+        if ctx.needs_input_grad[1]:
+            grad_table = grad.new_zeros(ctx.table_shape)
+            flat_corners = corners.reshape(-1)
+            for c in range(grad.shape[0]):
+                grad_table[c].index_add_(0, flat_corners, (bary * grad[c]).reshape(-1))
+        return grad_bary, grad_table, None

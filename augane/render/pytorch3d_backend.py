@@ -1,7 +1,7 @@
 """Optional rasterisation through pytorch3d's ``rasterize_meshes``, where pytorch3d is installed.
 
 Selected with ``RenderSettings(backend="pytorch3d")`` (config ``render.backend``).
-It returns the same :class:`~augane.render.rasterize.Fragments` as AUGANE's own
+It returns the same :class:`~augane.render.rasterizer.Fragments` as AUGANE's own
 rasteriser, so shading and compositing are shared. Conversions, as DECA's
 ``Pytorch3dRasterizer``: pytorch3d's NDC has +X left and +Y up, so x and y are
 negated; for non-square images pytorch3d's longer side spans ``[-s, s]`` with
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from augane.errors import ConfigError
-from augane.render.rasterize import Fragments, check_mesh, normalise_image_size
+from augane.render.rasterizer import Fragments, check_mesh, normalise_image_size
 
 
 def pytorch3d_available() -> bool:

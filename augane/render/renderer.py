@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from augane.errors import ConfigError
 from augane.flame.camera import project
 from augane.render.interpolate import interpolate_packed
-from augane.render.rasterize import Fragments, check_mesh, normalise_image_size, rasterize
+from augane.render.rasterizer import Fragments, check_mesh, normalise_image_size, rasterize
 from augane.render.shading import (
     SHAPE_ALBEDO,
     SHAPE_MIN_NORMAL_Z,
@@ -102,7 +102,7 @@ class RenderOutput:
     Attributes:
         image: (B, 3, H, W) the render composited over the background.
         mask: (B, 1, H, W) float, 1 where the face is drawn.
-        fragments: the rasteriser's :class:`~augane.render.rasterize.Fragments`.
+        fragments: the rasteriser's :class:`~augane.render.rasterizer.Fragments`.
         screen_vertices: (B, V, 3) projected vertices (normalised image coordinates).
         vertex_normals: (B, V, 3) model-space unit vertex normals.
         packed_normals, packed_albedo, packed_shading: (N, 3) interpolated

@@ -1,6 +1,6 @@
 """A naive rasteriser for the tests: every pixel against every face, in float64 Python.
 
-Independent of :mod:`augane.render.rasterize` (edge functions, not scanlines):
+Independent of :mod:`augane.render.rasterizer` (edge functions, not scanlines):
 a pixel centre is covered when it is inside the triangle, or on an edge that
 is a left edge or a horizontal top edge of the triangle (the top-left rule in
 y-down image coordinates); the nearest covering face wins, ties go to the

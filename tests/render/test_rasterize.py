@@ -11,7 +11,7 @@ import trimesh
 from scipy.spatial import ConvexHull, Delaunay
 
 from augane.flame.camera import project
-from augane.render.rasterize import _Barycentrics, rasterize
+from augane.render.rasterizer import _Barycentrics, rasterize
 from tests.render.reference import naive_rasterize
 
 

@@ -38,6 +38,7 @@ wherever the visible face does not change.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -282,9 +283,17 @@ def _sort_pair(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> tuple[Tensor, 
     return _select(swap, xb, xa), torch.minimum(ya, yb), _select(swap, xa, xb), torch.maximum(ya, yb)
 
 
-def _size_class(extent: Tensor) -> Tensor:
-    """ceil(log2(extent)) for extents >= 1, as int64 in [0, _MAX_CLASS_LOG2]."""
-    return torch.ceil(torch.log2(extent.clamp(min=1))).long().clamp_(0, _MAX_CLASS_LOG2)
+_BOX_SIZES = sorted({1, 2, 3} | {m << k for m in (2, 3) for k in range(1, _MAX_CLASS_LOG2) if m << k <= 1 << _MAX_CLASS_LOG2})
+"""Box side classes 1, 2, 3, 4, 6, 8, 12, ... (at most 1.5x padding per side)."""
+
+
+@functools.lru_cache(maxsize=8)
+def _box_sizes(device: torch.device) -> tuple[list[int], Tensor]:
+    """The box side classes and a lookup table: extent (0..2**15) -> index of the smallest class >= extent."""
+    table = torch.zeros((1 << _MAX_CLASS_LOG2) + 1, dtype=torch.int64)
+    extents = torch.arange(table.numel())
+    table[:] = torch.bucketize(extents, torch.tensor(_BOX_SIZES))
+    return _BOX_SIZES, table.to(device)
 
 
 def _visibility_keys(
@@ -319,58 +328,61 @@ def _visibility_keys(
         return keys, 1
     face_bits = max(1, math.ceil(math.log2(total_faces + 1)))
 
+    # Screen boxes in pixel-index coordinates (shifted by half a pixel: pixel c covers [c, c + 1)).
+    xs = [x - 0.5 for x in corner_x]
+    ys = [y - 0.5 for y in corner_y]
+    row_start = torch.ceil(torch.minimum(torch.minimum(ys[0], ys[1]), ys[2])).clamp_(0, height)
+    row_stop = torch.ceil(torch.maximum(torch.maximum(ys[0], ys[1]), ys[2])).clamp_(0, height)
+    col_start = torch.ceil(torch.minimum(torch.minimum(xs[0], xs[1]), xs[2])).clamp_(0, width)
+    col_stop = torch.ceil(torch.maximum(torch.maximum(xs[0], xs[1]), xs[2])).clamp_(0, width)
+    rows = row_stop - row_start
+    cols = col_stop - col_start
+
     # Exact orientation in float64 (products of float32 differences are exact there).
     xa, xb, xc = (x.double() for x in corner_x)
     ya, yb, yc = (y.double() for y in corner_y)
-    e1x, e1y, e2x, e2y = xb - xa, yb - ya, xc - xa, yc - ya
-    twice_area = e1x * e2y - e1y * e2x
-    usable = twice_area != 0
+    twice_area = (xb - xa) * (yc - ya) - (yb - ya) * (xc - xa)
+    usable = (twice_area != 0) & (rows > 0) & (cols > 0)
     if cull_backfaces:
         # Image y points down: a face whose model normal faces the viewer winds clockwise on screen.
         usable &= twice_area < 0
 
-    # Corners sorted by y: (x0, y0) top, (x1, y1), (x2, y2) bottom; shifted by half a pixel
-    # so that pixel index c covers [c, c + 1) in these coordinates.
-    x0, y0, x1, y1 = _sort_pair(corner_x[0], corner_y[0], corner_x[1], corner_y[1])
-    x1, y1, x2, y2 = _sort_pair(x1, y1, corner_x[2], corner_y[2])
+    # Group the usable faces by the size class of their clipped screen box, keeping the faces'
+    # own order inside a group (mesh order is spatially coherent: the scatter is faster).
+    sizes, size_class = _box_sizes(device)
+    num_sizes = len(sizes)
+    group = size_class.index_select(0, rows.long()) * num_sizes + size_class.index_select(0, cols.long())
+    group = group * usable + (~usable) * (num_sizes * num_sizes)
+    counts = torch.bincount(group, minlength=num_sizes * num_sizes + 1)[:-1].tolist()
+    order = torch.sort(group, stable=True).indices[: sum(counts)]
+
+    # Per usable face, in group order: corners sorted by y, box, depth plane.
+    def take(values: Tensor) -> Tensor:
+        return values.index_select(0, order)
+
+    xs, ys = [take(x) for x in xs], [take(y) for y in ys]
+    x0, y0, x1, y1 = _sort_pair(xs[0], ys[0], xs[1], ys[1])
+    x1, y1, x2, y2 = _sort_pair(x1, y1, xs[2], ys[2])
     x0, y0, x1, y1 = _sort_pair(x0, y0, x1, y1)
-    x0, y0, x1, y1, x2, y2 = (v - 0.5 for v in (x0, y0, x1, y1, x2, y2))
+    row_start, col_start, last_row, last_col = take(row_start), take(col_start), take(row_stop) - 1.0, take(col_stop) - 1.0
 
-    row_start = torch.ceil(y0).clamp_(0, height)
-    row_stop = torch.ceil(y2).clamp_(0, height)
-    col_start = torch.ceil(torch.minimum(torch.minimum(x0, x1), x2)).clamp_(0, width)
-    col_stop = torch.ceil(torch.maximum(torch.maximum(x0, x1), x2)).clamp_(0, width)
-    rows = row_stop - row_start
-    cols = col_stop - col_start
-    usable &= (rows > 0) & (cols > 0)
-
-    # Depth plane in quantised levels of the batch's depth range, as the level at the
-    # centre of the box's first pixel plus per-pixel steps along x and y.
+    # Depth in quantised levels of the batch's depth range: the level at the box's first pixel
+    # centre plus per-pixel steps along x and y.
     z_low = min(float(z.min()) for z in corner_z)
     z_high = max(float(z.max()) for z in corner_z)
     levels = float(1 << min(32, 42 - face_bits))
     scale = levels / max(z_high - z_low, 1e-30)
-    za, zb, zc = ((z - z_low) * scale + 4.0 for z in corner_z)
-    inverse_area = 1.0 / (twice_area + (~usable).double())
+    za, zb, zc = (take(z).sub_(z_low).mul_(scale).add_(4.0) for z in corner_z)
+    pa, pb, pc = ((x.double(), y.double()) for x, y in zip(xs, ys))
+    e1x, e1y, e2x, e2y = pb[0] - pa[0], pb[1] - pa[1], pc[0] - pa[0], pc[1] - pa[1]
+    inverse_area = 1.0 / take(twice_area)
     dz1, dz2 = zb - za, zc - za
     step_x = (dz1 * e2y - dz2 * e1y) * inverse_area
     step_y = (dz2 * e1x - dz1 * e2x) * inverse_area
-    origin = za + step_x * (col_start.double() + 0.5 - xa) + step_y * (row_start.double() + 0.5 - ya)
-
-    # Group faces by the power-of-two size of their clipped screen box, keeping the
-    # faces' own order inside a group (mesh order is spatially coherent: faster scatter).
-    num_classes = _MAX_CLASS_LOG2 + 1
-    group = _size_class(rows) * num_classes + _size_class(cols)
-    group = group * usable + (~usable) * (num_classes * num_classes)
-    counts = torch.bincount(group, minlength=num_classes * num_classes + 1)[:-1].tolist()
-    order = torch.sort(group, stable=True).indices
-    base = (torch.div(order, num_faces, rounding_mode="floor") * height + row_start.index_select(0, order).long())
-    per_face = [
-        v.index_select(0, order)
-        for v in (x0, y0, x1, y1, x2, y2, row_start, col_start, row_stop - 1.0, col_stop - 1.0, origin, step_x, step_y)
-    ]
-    per_face.append(order.double())
-    per_face.append(base * width)
+    origin = za + step_x * (col_start.double() - pa[0]) + step_y * (row_start.double() - pa[1])
+    base = (torch.div(order, num_faces, rounding_mode="floor") * height + row_start.long()) * width
+    per_face = [x0, y0, x1, y1, x2, y2, row_start, col_start, last_row, last_col, origin, step_x, step_y]
+    per_face += [order.double(), base]
 
     part_limit = float(1 << (51 - face_bits))
     key_limit = (levels + 64.0) * float(1 << face_bits)
@@ -378,8 +390,8 @@ def _visibility_keys(
     for group_id, count in enumerate(counts):
         if count == 0:
             continue
-        box_rows = 1 << (group_id // num_classes)
-        box_cols = 1 << (group_id % num_classes)
+        box_rows = sizes[group_id // num_sizes]
+        box_cols = sizes[group_id % num_sizes]
         step = max(1, chunk_elements // (box_rows * box_cols))
         for first in range(start, start + count, step):
             last = min(start + count, first + step)
