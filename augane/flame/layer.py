@@ -13,7 +13,8 @@ network that predicts parameters needs. DECA's conventions:
   the 51 static points); :meth:`FlameLayer.frontal_landmarks68` gives DECA's
   static ``landmarks3d``.
 
-``FlameLayer(...).to(torch.float64)`` / ``.to("cuda")`` convert every buffer.
+Build with ``dtype=torch.float64`` for full precision (the buffers come from
+the files' float64 arrays); ``.to("cuda")`` moves every buffer.
 """
 
 from __future__ import annotations
