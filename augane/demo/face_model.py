@@ -187,7 +187,9 @@ def write_card(path_json: Path, path_markdown: Path, card: dict[str, Any]) -> No
         "## Expression components (shapedirs columns 300 + k)",
         "",
         f"Coefficient 1 shows the AU at intensity {AU_INTENSITY_PER_UNIT:g}; "
-        f"AU26 opens the jaw by {JAW_DROP_RADIANS_PER_INTENSITY:g} rad per intensity step (pose[3]).",
+        f"AU26 opens the jaw by {JAW_DROP_RADIANS_PER_INTENSITY:g} rad per intensity step (pose[3]). "
+        "Each movement is a Gaussian (sigma in mm) around the listed MediaPipe points and their mirror "
+        "partners; lateral means away from the midline.",
         "",
         "| k | AU | name | movement |",
         "| --- | --- | --- | --- |",
