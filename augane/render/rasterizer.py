@@ -48,8 +48,11 @@ from torch import Tensor
 
 from augane.flame.camera import normalised_to_pixels
 
-_KEY_LIMIT = float(1 << 62)
-"""Keys at or above this value mark a candidate pixel outside its face (or no face)."""
+_KEY_OUTSIDE = float(1 << 62)
+"""Added to the key of a candidate that is not covered by its face."""
+
+_KEY_LIMIT = float(1 << 61)
+"""Keys below this value are covered pixels (real keys are below 2**52; outside ones above 2**62 - 2**52)."""
 
 _MAX_CLASS_LOG2 = 15
 """Screen boxes up to 2**15 pixels on a side (larger images are refused)."""
@@ -252,9 +255,10 @@ def rasterize(
         )
         pixels = (keys < _KEY_LIMIT).nonzero().squeeze(1)
         packed_faces = keys.index_select(0, pixels).long() & ((1 << face_bits) - 1)
-        packed_corners = torch.stack([corner_ids[k].index_select(0, packed_faces) for k in range(3)])
-        centre_x = (pixels % width).to(flat.dtype) + 0.5
-        centre_y = (torch.div(pixels, width, rounding_mode="floor") % height).to(flat.dtype) + 0.5
+        packed_corners = corner_ids.new_empty((3, pixels.numel()))
+        for k in range(3):
+            torch.index_select(corner_ids[k], 0, packed_faces, out=packed_corners[k])
+        centre_x, centre_y = _pixel_centres(pixels, height, width, flat.dtype)
     packed_bary = _Barycentrics.apply(
         pixel_xy, corner_x, corner_y, packed_faces, packed_corners, centre_x, centre_y
     ).T
@@ -269,6 +273,18 @@ def rasterize(
         packed_bary=packed_bary,
         screen_vertices=vertices,
     )
+
+
+def _pixel_centres(pixels: Tensor, height: int, width: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Pixel-centre coordinates (x, y) of flat pixel indices into (B, H, W).
+
+    Float64 division of ``index + 0.5`` keeps the quotient half a step away
+    from integers, so ``floor`` is exact (and much faster than int64 division).
+    """
+    index = pixels.double() + 0.5
+    row_all = torch.floor(index * (1.0 / width))
+    row = row_all - torch.floor((row_all + 0.5) * (1.0 / height)) * height
+    return (index - row_all * width).to(dtype), (row + 0.5).to(dtype)
 
 
 def _select(condition: Tensor, if_true: Tensor, if_false: Tensor) -> Tensor:
@@ -323,9 +339,10 @@ def _visibility_keys(
     """
     device = corner_x[0].device
     total_faces = batch * num_faces
-    keys = torch.full((batch * height * width,), math.inf, dtype=torch.float64, device=device)
+    # The pad takes the candidates of spans that end at the last pixel (first <= width, box <= 1.5 width + 1).
+    keys = torch.full((batch * height * width + 3 * width + 2,), math.inf, dtype=torch.float64, device=device)
     if total_faces == 0:
-        return keys, 1
+        return keys[: batch * height * width], 1
     face_bits = max(1, math.ceil(math.log2(total_faces + 1)))
 
     # Screen boxes in pixel-index coordinates (shifted by half a pixel: pixel c covers [c, c + 1)).
@@ -364,7 +381,7 @@ def _visibility_keys(
     x0, y0, x1, y1 = _sort_pair(xs[0], ys[0], xs[1], ys[1])
     x1, y1, x2, y2 = _sort_pair(x1, y1, xs[2], ys[2])
     x0, y0, x1, y1 = _sort_pair(x0, y0, x1, y1)
-    row_start, col_start, last_row, last_col = take(row_start), take(col_start), take(row_stop) - 1.0, take(col_stop) - 1.0
+    row_start, col_start, last_row = take(row_start), take(col_start), take(row_stop) - 1.0
 
     # Depth in quantised levels of the batch's depth range: the level at the box's first pixel
     # centre plus per-pixel steps along x and y.
@@ -381,11 +398,13 @@ def _visibility_keys(
     step_y = (dz2 * e1x - dz1 * e2x) * inverse_area
     origin = za + step_x * (col_start.double() - pa[0]) + step_y * (row_start.double() - pa[1])
     base = (torch.div(order, num_faces, rounding_mode="floor") * height + row_start.long()) * width
-    per_face = [x0, y0, x1, y1, x2, y2, row_start, col_start, last_row, last_col, origin, step_x, step_y]
-    per_face += [order.double(), base]
+    # One matrix per dtype, so that a chunk is three slices rather than one per quantity.
+    geometry = torch.stack(
+        [y1, row_start, col_start, last_row] + _edge(x0, y0, x2, y2) + _edge(x0, y0, x1, y1) + _edge(x1, y1, x2, y2)
+    )[:, None]
+    depth = torch.stack([origin, step_x, step_y, order.double()])[:, None]
+    base = base[None]
 
-    part_limit = float(1 << (51 - face_bits))
-    key_limit = (levels + 64.0) * float(1 << face_bits)
     start = 0
     for group_id, count in enumerate(counts):
         if count == 0:
@@ -395,78 +414,97 @@ def _visibility_keys(
         step = max(1, chunk_elements // (box_rows * box_cols))
         for first in range(start, start + count, step):
             last = min(start + count, first + step)
-            chunk = [v[None, first:last] for v in per_face]
-            _scatter_group(keys, chunk, box_rows, box_cols, width, face_bits, part_limit, key_limit)
+            _scatter_group(
+                keys,
+                geometry[:, :, first:last].unbind(0),
+                depth[:, :, first:last].unbind(0),
+                base[:, first:last],
+                box_rows,
+                box_cols,
+                width,
+                face_bits,
+                levels + 64.0,
+            )
         start += count
-    return keys, face_bits
+    return keys[: batch * height * width], face_bits
 
 
-def _edge_x(row: Tensor, xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> Tensor:
-    """x where the edge from its upper endpoint (xa, ya) to (xb, yb) crosses row ``row``.
+def _edge(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> list[Tensor]:
+    """An edge from its upper endpoint (xa, ya) to (xb, yb): ``[xa, ya, slope, x_low, x_high]``.
 
-    Always evaluated from the upper endpoint with the same operations, so every
-    face sharing the edge gets the same bits; clamped to the edge's x extent
-    (and finite, 0-slope, for horizontal edges, which never bound a row).
+    Horizontal edges (which never bound a row) get slope 0 so that everything stays finite.
     """
     rise = yb - ya
     slope = (xb - xa) / (rise + (rise == 0).to(rise.dtype))
-    x = xa + (row - ya) * slope
-    return torch.clamp(x, torch.minimum(xa, xb), torch.maximum(xa, xb))
+    return [xa, ya, slope, torch.minimum(xa, xb), torch.maximum(xa, xb)]
+
+
+def _edge_x(row: Tensor, xa: Tensor, ya: Tensor, slope: Tensor, x_low: Tensor, x_high: Tensor) -> Tensor:
+    """x where an edge (see :func:`_edge`) crosses row ``row``, clamped to the edge's x extent.
+
+    Always evaluated from the edge's upper endpoint with the same operations,
+    so every face sharing the edge gets the same bits.
+    """
+    return torch.clamp(xa + (row - ya) * slope, x_low, x_high)
 
 
 def _scatter_group(
     keys: Tensor,
-    per_face: list[Tensor],
+    geometry: tuple[Tensor, ...],
+    depth: tuple[Tensor, ...],
+    base: Tensor,
     box_rows: int,
     box_cols: int,
     width: int,
     face_bits: int,
-    part_limit: float,
-    key_limit: float,
+    max_level: float,
 ) -> None:
     """Write the nearest-face keys of ``n`` faces whose boxes fit ``box_rows x box_cols``.
 
-    Tensors keep the face axis last, so every broadcast runs over long
-    contiguous rows. Box rows and columns past the face's own box repeat its
-    last row or column (harmless duplicates for a minimum).
+    Each box row becomes the face's covered span ``[first, stop)`` of that
+    row, and candidate ``j`` of the row is pixel ``first + j`` (a candidate
+    is real while ``j < stop - first``). Tensors keep the face axis last, so
+    every broadcast runs over long contiguous rows. Box rows past the face's
+    own rows repeat its last row (harmless duplicates for a minimum).
 
     Args:
-        keys: (B*H*W,) float64 key buffer, updated in place.
-        per_face: (1, n) tensors: corners sorted by y ``x0, y0, x1, y1, x2,
-            y2`` (pixel-index coordinates), ``row_start, col_start, last_row,
-            last_col``, the float64 depth ``origin, step_x, step_y`` (levels),
-            the face id (float64) and the flat pixel index of the box's first
-            row start (int64).
-        part_limit: bound on the depth parts (keeps keys exact integers).
-        key_limit: keys of covered pixels are clamped to ``[0, key_limit]``.
+        keys: (B*H*W + pad,) float64 key buffer, updated in place; the pad
+            (at least ``box_cols``) absorbs candidates past the last pixel.
+        geometry: (1, n) tensors: ``y1`` (the middle corner's y, pixel-index
+            coordinates), ``row_start, col_start, last_row``, then the long
+            edge (top to bottom corner), the upper and the lower short edge,
+            five tensors each (:func:`_edge`).
+        depth: (1, n) float64 ``origin, step_x, step_y`` (depth levels at the
+            box's first pixel, per column, per row) and the face id.
+        base: (1, n) int64 flat index of the pixel ``(row_start, 0)``.
+        max_level: depth levels of covered pixels lie in ``[0, max_level]``.
     """
-    x0, y0, x1, y1, x2, y2, row_start, col_start, last_row, last_col, origin, step_x, step_y, face_id, base = per_face
-    device, dtype = x0.device, x0.dtype
-    row_offsets = torch.arange(box_rows, device=device, dtype=dtype)[:, None]
-    col_offsets = torch.arange(box_cols, device=device, dtype=dtype)[:, None]
+    y1, row_start, col_start, last_row = geometry[:4]
+    long_edge, upper_edge, lower_edge = geometry[4:9], geometry[9:14], geometry[14:19]
+    origin, step_x, step_y, face_id = depth
+    device, dtype = y1.device, y1.dtype
     scale = float(1 << face_bits)
 
-    # Row stage (box_rows, n): covered columns [first, stop) of each row.
-    row = torch.minimum(row_start + row_offsets, last_row)
-    long_edge = _edge_x(row, x0, y0, x2, y2)
-    short_edge = _select(row < y1, _edge_x(row, x0, y0, x1, y1), _edge_x(row, x1, y1, x2, y2))
-    first = torch.ceil(torch.minimum(long_edge, short_edge))
-    stop = torch.ceil(torch.maximum(long_edge, short_edge))
+    # Row stage (box_rows, n): the covered columns [first, stop) of each row, clipped to the image.
+    row = torch.minimum(row_start + torch.arange(box_rows, device=device, dtype=dtype)[:, None], last_row)
+    long_x = _edge_x(row, *long_edge)
+    short_x = _select(row < y1, _edge_x(row, *upper_edge), _edge_x(row, *lower_edge))
+    first = torch.ceil(torch.minimum(long_x, short_x)).clamp_(0.0, float(width))
+    length = torch.ceil(torch.maximum(long_x, short_x)).clamp_(max=float(width)) - first
     row_offset = row - row_start
-    key_row = torch.floor(origin + step_y * row_offset.double()).clamp_(-part_limit, part_limit) * scale + face_id
-    pixel_row = base + row_offset.long() * width
+    level = origin + step_y * row_offset.double() + step_x * (first - col_start).double()
+    key_row = torch.floor(level).clamp_(0.0, max_level) * scale + face_id
+    pixel_row = base + row_offset.long() * width + first.long()
 
-    # Column stage (box_cols, n).
-    col = torch.minimum(col_start + col_offsets, last_col)
-    col_offset = col - col_start
-    key_col = torch.floor(step_x * col_offset.double()).clamp_(-part_limit, part_limit) * scale
-    pixel_col = col_offset.long() + col_start.long()
+    # Column stage (box_cols, n): depth steps along the span.
+    offsets = torch.arange(box_cols, device=device, dtype=torch.float64)[:, None]
+    key_col = torch.floor(step_x * offsets).clamp_(-max_level, max_level) * scale
 
-    # Pixel stage (box_rows, box_cols, n).
-    outside = (col[None] < first[:, None]) | (col[None] >= stop[:, None])
-    key = (key_row[:, None] + key_col[None]).clamp_(0.0, key_limit)
-    key.add_(outside, alpha=_KEY_LIMIT)
-    index = pixel_row[:, None] + pixel_col[None]
+    # Candidate stage (box_rows, box_cols, n).
+    beyond = offsets.to(dtype)[None] >= length[:, None]
+    key = key_row[:, None] + key_col[None]
+    key.add_(beyond, alpha=_KEY_OUTSIDE)
+    index = pixel_row[:, None] + torch.arange(box_cols, device=device)[None, :, None]
     keys.scatter_reduce_(0, index.reshape(-1), key.reshape(-1), reduce="amin")
 
 
@@ -501,8 +539,10 @@ class _Barycentrics(torch.autograd.Function):
         dy = centre_y - corner_y[0].index_select(0, packed_faces)
         b1 = g1x * dx + g1y * dy
         b2 = g2x * dx + g2y * dy
-        b0 = 1.0 - b1 - b2
-        bary = torch.stack([b0, b1, b2])
+        bary = b1.new_empty((3, b1.shape[0]))
+        torch.sub(1.0 - b1, b2, out=bary[0])
+        bary[1] = b1
+        bary[2] = b2
         ctx.save_for_backward(g1x, g1y, g2x, g2y, bary, packed_corners)
         ctx.num_points = pixel_xy.shape[0]
         return bary
