@@ -18,7 +18,7 @@ differentiable with respect to vertices, camera, albedo, light and background.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -27,14 +27,14 @@ from torch import Tensor, nn
 
 from augane.errors import ConfigError
 from augane.flame.camera import project
-from augane.render.interpolate import interpolate_packed
+from augane.render.interpolate import interpolate_channels
 from augane.render.rasterizer import Fragments, check_mesh, normalise_image_size, rasterize
 from augane.render.shading import (
     SHAPE_ALBEDO,
     SHAPE_MIN_NORMAL_Z,
     check_light,
-    sh_shading_packed,
-    shape_shading,
+    sh_shading_channels,
+    shape_shading_channels,
     vertex_normals,
 )
 from augane.render.texture import UVLayout, check_texture, sample_texture_packed
@@ -117,7 +117,6 @@ class RenderOutput:
     packed_normals: Tensor
     packed_albedo: Tensor
     packed_shading: Tensor
-    _drawn: Tensor | None = field(default=None, repr=False)
 
     @cached_property
     def normal_images(self) -> Tensor:
@@ -208,61 +207,59 @@ class MeshRenderer(nn.Module):
         fragments = self.rasterize(vertices, cam)
         normals = vertex_normals(vertices, self.faces)
         mode = self.settings.shading
-        packed_normals = interpolate_packed(fragments, normals)
+        # Packed values are kept channels first, (C, N), for speed.
+        packed_normals = interpolate_channels(fragments, normals)
         if mode == "shape":
             packed_albedo = packed_normals.new_full(packed_normals.shape, SHAPE_ALBEDO)
-            packed_shading = shape_shading(packed_normals.detach())
+            packed_shading = shape_shading_channels(packed_normals.detach())
         else:
             packed_albedo = self._albedo(fragments, albedo, packed_normals)
             if mode == "sh" and light is not None:
                 check_light(light, batch)
-                packed_shading = sh_shading_packed(packed_normals, light.to(packed_normals.dtype), fragments.packed_batch)
+                counts = torch.bincount(fragments.packed_batch, minlength=batch).tolist()
+                packed_shading = sh_shading_channels(packed_normals, light.to(packed_normals.dtype), counts)
             else:
                 packed_shading = torch.ones_like(packed_albedo)
         colour = packed_albedo * packed_shading
         if self.settings.clamp:
             colour = colour.clamp(0.0, 1.0)
 
-        drawn = None
-        if mode == "shape":
-            drawn = packed_normals[:, 2].detach() > SHAPE_MIN_NORMAL_Z
         canvas = self._background(background, fragments, colour)
-        mask_values = colour.new_ones((colour.shape[0], 1))
-        if drawn is not None:
-            keep = drawn.to(colour.dtype)[:, None]
-            colour = colour * keep + fragments.gather_image(canvas) * (1.0 - keep)
+        mask_values = colour.new_ones((1, colour.shape[1]))
+        if mode == "shape":
+            keep = (packed_normals[2].detach() > SHAPE_MIN_NORMAL_Z).to(colour.dtype)[None]
+            colour = colour * keep + fragments.gather_image(canvas).T * (1.0 - keep)
             mask_values = keep
-        image = fragments.unpack_image(colour, canvas)
-        mask = fragments.unpack_image(mask_values)
+        image = fragments.unpack_image(colour.T, canvas)
+        mask = fragments.unpack_image(mask_values.T)
         return RenderOutput(
             image=image,
             mask=mask,
             fragments=fragments,
             screen_vertices=fragments.screen_vertices,
             vertex_normals=normals,
-            packed_normals=packed_normals,
-            packed_albedo=packed_albedo,
-            packed_shading=packed_shading,
-            _drawn=drawn,
+            packed_normals=packed_normals.T,
+            packed_albedo=packed_albedo.T,
+            packed_shading=packed_shading.T,
         )
 
     def _albedo(self, fragments: Fragments, albedo: Tensor | None, packed_normals: Tensor) -> Tensor:
-        """(N, 3) albedo at the covered pixels."""
+        """(3, N) albedo at the covered pixels."""
         if albedo is None:
             return packed_normals.new_full(packed_normals.shape, SHAPE_ALBEDO)
         batch, num_vertices = fragments.batch_size, fragments.num_vertices
         if albedo.ndim == 3:
             if albedo.shape != (batch, num_vertices, 3):
                 raise ValueError(f"per-vertex albedo must be ({batch}, {num_vertices}, 3), got {tuple(albedo.shape)}")
-            return interpolate_packed(fragments, albedo.to(packed_normals.dtype))
+            return interpolate_channels(fragments, albedo.to(packed_normals.dtype))
         if albedo.ndim == 4:
             check_texture(albedo, batch)
             if albedo.shape[1] != 3:
                 raise ValueError(f"texture albedo must have 3 channels (RGB), got {albedo.shape[1]}")
             if self.face_uvs is None:
                 raise ValueError("a texture albedo needs the renderer's UV layout (MeshRenderer(..., uv_layout=...))")
-            uv = interpolate_packed(fragments, self.face_uvs.to(packed_normals.dtype))
-            return sample_texture_packed(albedo.to(packed_normals.dtype), uv, fragments.packed_batch)
+            uv = interpolate_channels(fragments, self.face_uvs.to(packed_normals.dtype)).T
+            return sample_texture_packed(albedo.to(packed_normals.dtype), uv, fragments.packed_batch).T
         raise ValueError(f"albedo must be (B, V, 3) per vertex or (B, 3, Ht, Wt) texture, got {tuple(albedo.shape)}")
 
     def _background(self, background: Tensor | None, fragments: Fragments, colour: Tensor) -> Tensor:

@@ -64,12 +64,20 @@ def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
     Returns:
         (B, V, 3) normals; a vertex in no (or only degenerate) faces gets (0, 0, 0).
     """
-    v0, v1, v2 = (vertices.index_select(1, faces[:, k]) for k in range(3))
-    face_normals = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
-    summed = torch.zeros_like(vertices)
-    for k in range(3):
-        summed = summed.index_add(1, faces[:, k], face_normals)
-    return F.normalize(summed, dim=-1, eps=1e-6)
+    batch, count = vertices.shape[:2]
+    offsets = torch.arange(batch, device=vertices.device)[:, None] * count
+    corner_ids = [(faces[:, k][None] + offsets).reshape(-1) for k in range(3)]  # (B*F,) batch-global
+    coords = vertices.reshape(batch * count, 3).T  # (3, B*V)
+    corners = [coords.index_select(1, ids) for ids in corner_ids]  # (3, B*F) each
+    e1, e2 = corners[1] - corners[0], corners[2] - corners[0]
+    face_normal = torch.stack(
+        [e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2], e1[0] * e2[1] - e1[1] * e2[0]]
+    )
+    summed = vertices.new_zeros((3, batch * count))
+    for ids in corner_ids:
+        summed = summed.index_add(1, ids, face_normal)
+    length = (summed[0] * summed[0] + summed[1] * summed[1] + summed[2] * summed[2]).sqrt().clamp(min=1e-6)
+    return (summed / length).T.reshape(batch, count, 3)
 
 
 def sh_basis(normals: Tensor) -> Tensor:
@@ -94,12 +102,22 @@ def sh_shading(normals: Tensor, light: Tensor) -> Tensor:
     return torch.bmm(flat, light).reshape(*normals.shape[:-1], 3)
 
 
-def sh_shading_packed(normals: Tensor, light: Tensor, batch_index: Tensor) -> Tensor:
-    """SH shading of packed pixels: normals (N, 3), light (B, 9, 3), batch_index (N,) sorted -> (N, 3)."""
-    basis = sh_basis(normals)
-    counts = torch.bincount(batch_index, minlength=light.shape[0]).tolist()
-    parts = [part @ light[b] for b, part in enumerate(torch.split(basis, counts)) if part.shape[0]]
-    return torch.cat(parts) if parts else basis.new_zeros((0, 3))
+def sh_shading_channels(normals: Tensor, light: Tensor, counts: list[int]) -> Tensor:
+    """SH shading of packed pixels, channels first.
+
+    Args:
+        normals: (3, N) normals of the covered pixels, grouped by image.
+        light: (B, 9, 3) coefficients.
+        counts: pixels of each image (length B, summing to N).
+    Returns:
+        (3, N) RGB shading.
+    """
+    x, y, z = normals
+    basis = torch.stack([torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3.0 * z * z - 1.0])
+    constants = torch.tensor(SH_CONSTANTS, dtype=normals.dtype, device=normals.device)
+    weights = (light * constants[None, :, None]).transpose(1, 2)  # (B, 3, 9)
+    parts = [weights[b] @ part for b, part in enumerate(torch.split(basis, counts, dim=1)) if part.shape[1]]
+    return torch.cat(parts, dim=1) if parts else normals.new_zeros((3, 0))
 
 
 def shape_shading(normals: Tensor) -> Tensor:
@@ -108,6 +126,13 @@ def shape_shading(normals: Tensor) -> Tensor:
     cosines = (normals @ directions.T).clamp(0.0, 1.0)
     intensity = cosines.mean(-1, keepdim=True) * SHAPE_LIGHT_INTENSITY
     return intensity.expand(*normals.shape[:-1], 3)
+
+
+def shape_shading_channels(normals: Tensor) -> Tensor:
+    """:func:`shape_shading` of packed normals (3, N) -> (3, N)."""
+    directions = F.normalize(torch.tensor(SHAPE_LIGHT_DIRECTIONS, dtype=normals.dtype, device=normals.device), dim=-1)
+    intensity = (directions @ normals).clamp(0.0, 1.0).mean(0) * SHAPE_LIGHT_INTENSITY
+    return intensity.expand(3, -1)
 
 
 def default_light(batch: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
