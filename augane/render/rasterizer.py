@@ -299,17 +299,23 @@ def _sort_pair(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> tuple[Tensor, 
     return _select(swap, xb, xa), torch.minimum(ya, yb), _select(swap, xa, xb), torch.maximum(ya, yb)
 
 
-_BOX_SIZES = sorted({1, 2, 3} | {m << k for m in (2, 3) for k in range(1, _MAX_CLASS_LOG2) if m << k <= 1 << _MAX_CLASS_LOG2})
-"""Box side classes 1, 2, 3, 4, 6, 8, 12, ... (at most 1.5x padding per side)."""
+_BOX_SIZES_CPU = sorted(
+    {1, 2, 3} | {m << k for m in (2, 3) for k in range(1, _MAX_CLASS_LOG2) if m << k <= 1 << _MAX_CLASS_LOG2}
+)
+"""Box sides on CPU: 1, 2, 3, 4, 6, 8, 12, ... (at most 1.5x padding per side, many groups)."""
+
+_BOX_SIZES_GPU = [1 << k for k in range(_MAX_CLASS_LOG2 + 1)]
+"""Box sides on GPUs: powers of two, square boxes (padding is cheap there, kernel launches are not)."""
 
 
 @functools.lru_cache(maxsize=8)
-def _box_sizes(device: torch.device) -> tuple[list[int], Tensor]:
-    """The box side classes and a lookup table: extent (0..2**15) -> index of the smallest class >= extent."""
-    table = torch.zeros((1 << _MAX_CLASS_LOG2) + 1, dtype=torch.int64)
-    extents = torch.arange(table.numel())
-    table[:] = torch.bucketize(extents, torch.tensor(_BOX_SIZES))
-    return _BOX_SIZES, table.to(device)
+def _box_sizes(device: torch.device) -> tuple[list[int], Tensor, bool]:
+    """Box side classes for ``device``, a lookup table extent (0..2**15) -> smallest class >= extent,
+    and whether boxes are square (one class for both sides)."""
+    sizes = _BOX_SIZES_CPU if device.type == "cpu" else _BOX_SIZES_GPU
+    extents = torch.arange((1 << _MAX_CLASS_LOG2) + 1)
+    table = torch.bucketize(extents, torch.tensor(sizes))
+    return sizes, table.to(device), device.type != "cpu"
 
 
 def _visibility_keys(
@@ -366,9 +372,13 @@ def _visibility_keys(
 
     # Group the usable faces by the size class of their clipped screen box, keeping the faces'
     # own order inside a group (mesh order is spatially coherent: the scatter is faster).
-    sizes, size_class = _box_sizes(device)
+    sizes, size_class, square = _box_sizes(device)
     num_sizes = len(sizes)
-    group = size_class.index_select(0, rows.long()) * num_sizes + size_class.index_select(0, cols.long())
+    if square:
+        side = size_class.index_select(0, torch.maximum(rows, cols).long())
+        group = side * num_sizes + side
+    else:
+        group = size_class.index_select(0, rows.long()) * num_sizes + size_class.index_select(0, cols.long())
     group = group * usable + (~usable) * (num_sizes * num_sizes)
     counts = torch.bincount(group, minlength=num_sizes * num_sizes + 1)[:-1].tolist()
     order = torch.sort(group, stable=True).indices[: sum(counts)]

@@ -223,3 +223,16 @@ def test_empty_mesh_and_empty_batch() -> None:
     assert fragments.face_index.shape == (2, 8, 8) and not fragments.mask.any()
     fragments = rasterize(torch.zeros(0, 3, 3), torch.tensor([[0, 1, 2]]), 8)
     assert fragments.bary.shape == (0, 8, 8, 3)
+
+
+def test_square_power_of_two_boxes_used_on_gpus_give_the_same_fragments(monkeypatch) -> None:
+    import augane.render.rasterizer as rasterizer
+
+    vertices, faces = random_scene(4, batch=2, num_faces=50)
+    reference = rasterize(vertices, faces, (21, 27))
+    sizes = rasterizer._BOX_SIZES_GPU
+    table = torch.bucketize(torch.arange((1 << rasterizer._MAX_CLASS_LOG2) + 1), torch.tensor(sizes))
+    monkeypatch.setattr(rasterizer, "_box_sizes", lambda device: (sizes, table, True))
+    gpu_layout = rasterize(vertices, faces, (21, 27))
+    assert torch.equal(gpu_layout.face_index, reference.face_index)
+    torch.testing.assert_close(gpu_layout.bary, reference.bary)
