@@ -7,8 +7,8 @@ is seen through DECA's camera (``s = 8``: the head fills the 224 x 224 image
 as in a DECA crop).
 
 One step renders per-vertex colours with hard edges (no anti-aliasing) and
-back-propagates a weighted sum of the image to the vertex positions and the
-colours, for the whole batch:
+back-propagates a given image gradient (random weights) to the vertex
+positions and the colours, for the whole batch:
 
 * ``augane``: :func:`augane.render.rasterizer` + :func:`augane.render.interpolate`
   (both windings, as DECA draws), and with back-face culling;
@@ -139,8 +139,7 @@ def augane_step(vertices, faces, cam, colours, weights, size: int, cull: bool) -
         v = vertices.detach().requires_grad_(True)
         c = colours.detach().requires_grad_(True)
         fragments = rasterize(project(v, cam), faces, size, cull_backfaces=cull)
-        image = interpolate(fragments, c)
-        (image * weights).sum().backward()
+        interpolate(fragments, c).backward(weights)
 
     return step
 
@@ -154,8 +153,7 @@ def renderer_step(vertices, faces, cam, colours, weights, size: int) -> Callable
     def step() -> None:
         v = vertices.detach().requires_grad_(True)
         c = colours.detach().requires_grad_(True)
-        out = renderer(v, cam, albedo=c, light=light)
-        (out.image * image_weights).sum().backward()
+        renderer(v, cam, albedo=c, light=light).image.backward(image_weights)
 
     return step
 

@@ -85,7 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output image (.png)")
     parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
     parser.add_argument("--scale", type=float, default=None,
-                        help="camera scale s (normalised units per model unit; default: fit the mesh to 90%% of the image)")
+                        help="camera scale s (normalised units per model unit; default: fit the mesh to 90%% "
+                        "of the image)")
     parser.add_argument("--yaw", type=float, default=0.0, help="turn about the vertical axis, degrees")
     parser.add_argument("--pitch", type=float, default=0.0, help="nod about the horizontal axis, degrees")
     parser.add_argument("--shading", choices=["sh", "albedo", "shape"], default=None,

@@ -117,6 +117,7 @@ def render_preview(
     elif mesh.colours is not None:
         albedo = torch.from_numpy(mesh.colours)[None].to(device)
     with torch.no_grad():
-        out = renderer(vertices, torch.from_numpy(cam)[None].to(device), albedo=albedo, light=default_light(1, device=device))
+        cam_tensor = torch.from_numpy(cam)[None].to(device)
+        out = renderer(vertices, cam_tensor, albedo=albedo, light=default_light(1, device=device))
     image = out.image[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
     return np.round(image * 255).astype(np.uint8)

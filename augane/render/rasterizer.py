@@ -11,29 +11,33 @@ increasing away from the viewer (the smallest z wins). Pixel ``(i, j)``
 
 How it works
 ------------
-Visibility is decided without gradients, in two vectorised stages per group
-of faces of similar screen size:
+Visibility is decided without gradients:
 
-1. For every face and every pixel row whose centre lies in the face's
-   half-open y range ``[y_min, y_max)``, the x range ``[x_left, x_right)``
-   of covered pixel centres is computed from the two edges that cross the
-   row (classic scanline). Each edge's crossing is computed from its
-   lower endpoint, the same float operations in whichever face evaluates
-   it, so two faces sharing an edge see bit-identical crossings: a pixel
-   centre on a shared edge belongs to exactly one of them (the face on its
-   right, or below for horizontal edges: the top-left rule in y-down
-   coordinates), and there are no cracks or double hits.
-2. The covered pixels of the face's screen box produce a key that packs a
-   quantised depth above the face index (an integer held exactly in a
-   float64); ``scatter_reduce`` (``amin``) keeps the nearest face per pixel
-   (ties: the lower face index).
+1. Per face: its clipped screen box, an exact orientation test (float64:
+   products of float32 differences are exact there; zero-area faces are
+   skipped, back faces too when culling), its corners sorted by y, its
+   three edges and its depth plane.
+2. Faces are grouped by the size class of their box (tight classes on CPU,
+   square powers of two on GPUs, where padding is cheap and kernel launches
+   are not) and processed group by group in chunks of bounded size, tensors
+   laid out with the face axis last.
+3. Row stage, per face and box row: the covered pixel columns
+   ``[first, first + length)`` of the row (classic scanline, half-open in x
+   and in y). Each edge's crossing is computed from its upper endpoint with
+   the same float operations in whichever face evaluates it, so two faces
+   sharing an edge see bit-identical crossings: a pixel centre on a shared
+   edge or vertex belongs to exactly one of them (the top-left rule in y-down
+   coordinates), with no cracks and no double hits.
+4. Candidate stage, per face, row and column: a key packs a quantised depth
+   above the batch-global face index (an integer held exactly in a float64;
+   candidates past the row's span get ``+2**62``); one ``scatter_reduce``
+   (``amin``) per chunk keeps the nearest face per pixel (ties: lower index).
 
-Faces are grouped by the power-of-two size of their clipped screen box, so
-the work is proportional to the boxes' area, never to faces x pixels, and
-each group is processed in chunks of bounded size. Barycentric coordinates of
-the winning face are then recomputed with autograd support (as pytorch3d
-does), so images are differentiable with respect to vertex positions
-wherever the visible face does not change.
+The work is proportional to the faces' screen boxes, never to faces x pixels.
+The barycentrics of each pixel's winning face are then recomputed with an
+analytic backward pass (the same quantity pytorch3d differentiates), so
+images are differentiable with respect to vertex positions wherever the
+visible face does not change.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ def check_mesh(vertices: Tensor, faces: Tensor, what: str = "vertices") -> None:
         low, high = int(faces.min()), int(faces.max())
         if low < 0 or high >= vertices.shape[1]:
             raise ValueError(
-                f"faces index vertices {low}..{high} but the mesh has {vertices.shape[1]} vertices (valid: 0..{vertices.shape[1] - 1})"
+                f"faces index vertices {low}..{high} but the mesh has {vertices.shape[1]} vertices "
+                f"(valid: 0..{vertices.shape[1] - 1})"
             )
 
 
@@ -145,7 +150,8 @@ class Fragments:
         """Scatter packed per-pixel values (N, C) into an image (B, H, W, C), ``background`` elsewhere."""
         height, width = self.image_size
         out = values.new_full((self.batch_size * height * width, values.shape[-1]), background)
-        return out.index_copy(0, self.pixels, values).view(self.batch_size, height, width, values.shape[-1])
+        out.index_copy_(0, self.pixels, values)
+        return out.view(self.batch_size, height, width, values.shape[-1])
 
     def unpack_image(self, values: Tensor, background: Tensor | float = 0.0) -> Tensor:
         """Packed values (N, C) as a channels-first image (B, C, H, W) over ``background``.
@@ -489,33 +495,57 @@ def _scatter_group(
         base: (1, n) int64 flat index of the pixel ``(row_start, 0)``.
         max_level: depth levels of covered pixels lie in ``[0, max_level]``.
     """
+    device, dtype = base.device, geometry[0].dtype
+    row_offsets = torch.arange(box_rows, device=device, dtype=dtype)[:, None]
+    col_offsets = torch.arange(box_cols, device=device, dtype=torch.float64)[:, None]
+    scale = float(1 << face_bits)
+    key, index = _candidate_keys(geometry, depth, base, row_offsets, col_offsets, width, scale, max_level)
+    keys.scatter_reduce_(0, index, key, reduce="amin")
+
+
+def _candidate_keys(
+    geometry: tuple[Tensor, ...],
+    depth: tuple[Tensor, ...],
+    base: Tensor,
+    row_offsets: Tensor,
+    col_offsets: Tensor,
+    width: int,
+    scale: float,
+    max_level: float,
+) -> tuple[Tensor, Tensor]:
+    """Flat keys and pixel indices of the candidates of a group (see :func:`_scatter_group`).
+
+    Args:
+        row_offsets: (box_rows, 1) ``0..box_rows - 1`` in the geometry's dtype.
+        col_offsets: (box_cols, 1) ``0..box_cols - 1`` as float64.
+    Returns:
+        ``(key, index)``: (box_rows * box_cols * n,) float64 keys and int64 pixel indices.
+    """
     y1, row_start, col_start, last_row = geometry[:4]
     long_edge, upper_edge, lower_edge = geometry[4:9], geometry[9:14], geometry[14:19]
     origin, step_x, step_y, face_id = depth
-    device, dtype = y1.device, y1.dtype
-    scale = float(1 << face_bits)
+    dtype = y1.dtype
 
-    # Row stage (box_rows, n): the covered columns [first, stop) of each row, clipped to the image.
-    row = torch.minimum(row_start + torch.arange(box_rows, device=device, dtype=dtype)[:, None], last_row)
+    # Row stage (box_rows, n): the covered columns [first, first + length) of each row, clipped to the image.
+    row = torch.minimum(row_start + row_offsets, last_row)
     long_x = _edge_x(row, *long_edge)
     short_x = _select(row < y1, _edge_x(row, *upper_edge), _edge_x(row, *lower_edge))
-    first = torch.ceil(torch.minimum(long_x, short_x)).clamp_(0.0, float(width))
-    length = torch.ceil(torch.maximum(long_x, short_x)).clamp_(max=float(width)) - first
+    first = torch.ceil(torch.minimum(long_x, short_x)).clamp(0.0, float(width))
+    length = torch.ceil(torch.maximum(long_x, short_x)).clamp(max=float(width)) - first
     row_offset = row - row_start
     level = origin + step_y * row_offset.double() + step_x * (first - col_start).double()
-    key_row = torch.floor(level).clamp_(0.0, max_level) * scale + face_id
+    key_row = torch.floor(level).clamp(0.0, max_level) * scale + face_id
     pixel_row = base + row_offset.long() * width + first.long()
 
     # Column stage (box_cols, n): depth steps along the span.
-    offsets = torch.arange(box_cols, device=device, dtype=torch.float64)[:, None]
-    key_col = torch.floor(step_x * offsets).clamp_(-max_level, max_level) * scale
+    key_col = torch.floor(step_x * col_offsets).clamp(-max_level, max_level) * scale
 
     # Candidate stage (box_rows, box_cols, n).
-    beyond = offsets.to(dtype)[None] >= length[:, None]
+    beyond = col_offsets.to(dtype)[None] >= length[:, None]
     key = key_row[:, None] + key_col[None]
     key.add_(beyond, alpha=_KEY_OUTSIDE)
-    index = pixel_row[:, None] + torch.arange(box_cols, device=device)[None, :, None]
-    keys.scatter_reduce_(0, index.reshape(-1), key.reshape(-1), reduce="amin")
+    index = pixel_row[:, None] + col_offsets.long()[None]
+    return key.reshape(-1), index.reshape(-1)
 
 
 class _Barycentrics(torch.autograd.Function):
