@@ -10,7 +10,7 @@ One step renders per-vertex colours with hard edges (no anti-aliasing) and
 back-propagates a given image gradient (random weights) to the vertex
 positions and the colours, for the whole batch:
 
-* ``augane``: :func:`augane.render.rasterizer` + :func:`augane.render.interpolate`
+* ``augane``: :func:`augane.render.rasterizer` + :func:`augane.render.interpolation`
   (both windings, as DECA draws), and with back-face culling;
 * ``augane MeshRenderer``: the full DECA-style render (normals, SH light,
   compositing) for reference;

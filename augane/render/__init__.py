@@ -6,7 +6,7 @@ Written by hand because pytorch3d and nvdiffrast cannot be installed here
 camera is :func:`augane.flame.camera.project`.
 """
 
-from augane.render.interpolate import interpolate, interpolate_packed
+from augane.render.interpolation import interpolate, interpolate_packed
 from augane.render.rasterizer import Fragments, rasterize
 from augane.render.renderer import BACKENDS, SHADING_MODES, MeshRenderer, RenderOutput, RenderSettings
 from augane.render.shading import SH_CONSTANTS, default_light, sh_basis, sh_shading, shape_shading, vertex_normals

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from augane.errors import ConfigError
 from augane.flame.camera import project
-from augane.render.interpolate import interpolate_channels
+from augane.render.interpolation import interpolate_channels
 from augane.render.rasterizer import Fragments, check_mesh, normalise_image_size, rasterize
 from augane.render.shading import (
     SHAPE_ALBEDO,

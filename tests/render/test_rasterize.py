@@ -178,7 +178,7 @@ def test_barycentric_gradients_match_finite_differences() -> None:
 
 
 def test_interpolated_image_gradients_match_finite_differences() -> None:
-    from augane.render.interpolate import interpolate
+    from augane.render.interpolation import interpolate
 
     vertices, faces = random_scene(7, batch=1, num_faces=10, dtype=torch.float64)
     colours = torch.rand(1, vertices.shape[1], 3, dtype=torch.float64)
