@@ -20,6 +20,10 @@ weights_only=True)`` reads (tensors, numbers, strings, lists, dicts only)::
     optimizer         the optimiser's state_dict (None in weights-only exports)
     rng               one entry per training process (rank order): {"torch", "cuda", "numpy", "python"}
 
+``last.pt`` also carries ``best_state_dict`` and ``best_metrics`` (the weights
+and metrics of ``best.pt``), so that a resumed run can write ``best.pt``
+again if it was removed.
+
 ``epoch`` counts finished epochs when ``batch_in_epoch`` is 0; otherwise the
 run stopped ``batch_in_epoch`` batches into epoch ``epoch`` (0-based) and a
 resumed run continues from the next batch.
@@ -154,6 +158,7 @@ def save_checkpoint(
     rng_states: Sequence[Mapping[str, Any]] = (),
     metrics: Mapping[str, Any] | None = None,
     cache_networks: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a GANE checkpoint atomically (temporary sibling, then rename).
 
@@ -168,6 +173,7 @@ def save_checkpoint(
         rng_states: :func:`capture_rng_state` of every training process, rank order.
         metrics: validation metrics at this point.
         cache_networks: the feature stage's network provenance of the training cache.
+        extra: further entries (e.g. ``best_state_dict``); they may not replace the standard ones.
     Returns:
         ``path``.
     """
@@ -191,6 +197,10 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "rng": list(rng_states),
     }
+    clashes = sorted(set(extra or {}) & set(content))
+    if clashes:
+        raise ValueError(f"extra checkpoint entries {clashes} would replace standard ones")
+    content.update(extra or {})
     buffer = io.BytesIO()
     torch.save(content, buffer)
     write_bytes_atomic(path, buffer.getvalue())

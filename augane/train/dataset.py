@@ -293,6 +293,15 @@ class CachedShardDataset(Dataset):
             self._stores[key] = (preprocess, features)
         return self._stores[key]
 
+    def first_shard_dirs(self) -> dict[str, Path]:
+        """Each dataset's first shard folder holding selected samples (to read store-level provenance)."""
+        folders = {}
+        for code, name in enumerate(self.datasets):
+            shards = self._shard[self._dataset_code == code]
+            if shards.size:
+                folders[name] = self._shard_dir(code, int(shards.min()))
+        return folders
+
     @property
     def layout(self) -> CacheLayout:
         """AU orders and feature sizes of the cache (opens the first shard if nothing is open yet)."""

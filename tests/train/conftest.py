@@ -1,0 +1,42 @@
+"""Fixtures of the training tests: the tiny face world, built once per session."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.train.tiny_world import tiny_config, write_tiny_cache
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> tuple[dict[str, Any], Path]:
+    """(config, cache root): the tiny face model, detector and a 12-sample cached dataset (see tiny_world.py)."""
+    folder = tmp_path_factory.mktemp("tiny_world")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = tiny_config(folder)
+        write_tiny_cache(config, folder / "cache")
+    finally:
+        torch.set_num_threads(threads)
+    return config, folder / "cache"
+
+
+@pytest.fixture
+def world(tiny_world) -> tuple[dict[str, Any], Path]:
+    """A copy of the tiny world's config (free to change) and its cache root."""
+    config, cache = tiny_world
+    return copy.deepcopy(config), cache
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training tests run on one thread: the machine is shared and the tensors are tiny."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
