@@ -170,6 +170,65 @@ def features_tables(wildcards):
     return [f"{cache_dir(dataset)}/features.parquet" for dataset in dataset_names()]
 
 
+# --- the train stage ----------------------------------------------------------------
+# GANE trains on the cached datasets of `train.datasets` under torchrun: one process
+# per GPU (`train.gpus`) on CUDA, one process on CPU.
+
+TRAIN_DIR = f"results/train/{config['run_name']}"
+TRAIN_GPUS = 0 if config["device"] == "cpu" else config["train"]["gpus"]
+TRAIN_PROCESSES = max(1, TRAIN_GPUS)
+
+
+def train_datasets():
+    """The datasets GANE trains on (each must be declared under `datasets:`)."""
+    names = list(config["train"]["datasets"])
+    unknown = [name for name in names if name not in config.get("datasets", {})]
+    if unknown:
+        raise WorkflowError(f"train.datasets names {unknown}, which are not declared under datasets:")
+    return names
+
+
+def train_tables(wildcards):
+    """index.parquet and features.parquet of every training dataset."""
+    if not train_datasets():
+        raise WorkflowError("train.datasets is empty: name the datasets (under `datasets:`) to train GANE on")
+    return [f"{cache_dir(name)}/{table}" for name in train_datasets() for table in ("index.parquet", "features.parquet")]
+
+
+def train_stores(wildcards):
+    """The preprocess and features stores of every training dataset."""
+    return [
+        f"{cache_dir(name)}/shard-{shard}/{store}"
+        for name in train_datasets()
+        for shard in shards_of(name)
+        for store in ("preprocess.zarr", "features.zarr")
+    ]
+
+
+def train_resources(wildcards):
+    """The files training reads besides the cache: face model, embedding, UV layout, albedo, AU detector."""
+    resources = config["resources"]
+    keys = ("face_model", "mediapipe_embedding", "head_template", "albedo_model")
+    return [resources[key] for key in keys if resources.get(key)] + [resources["au_detector"]["checkpoint"]]
+
+
+def train_run_folder(wildcards, output):
+    """results/train/<run_name>: the folder of the run's outputs."""
+    return str(Path(output.summary).parent)
+
+
+def threads_per_process(wildcards, threads):
+    """CPU threads for each training process."""
+    return max(1, threads // TRAIN_PROCESSES)
+
+
+def train_targets(wildcards):
+    """The trained GANE, its summary and loss curves, when the config names datasets to train on."""
+    if not config["train"]["datasets"]:
+        return []
+    return [f"{TRAIN_DIR}/checkpoints/best.pt", f"{TRAIN_DIR}/summary.json", f"{TRAIN_DIR}/loss_curves.png"]
+
+
 # --- the demo stage ---------------------------------------------------------------
 
 
