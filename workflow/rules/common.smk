@@ -189,9 +189,8 @@ def train_datasets():
 
 
 def train_tables(wildcards):
-    """index.parquet and features.parquet of every training dataset."""
-    if not train_datasets():
-        raise WorkflowError("train.datasets is empty: name the datasets (under `datasets:`) to train GANE on")
+    """index.parquet and features.parquet of every training dataset (none when `train.datasets` is
+    empty: `augane train` then stops, asking for them)."""
     return [f"{cache_dir(name)}/{table}" for name in train_datasets() for table in ("index.parquet", "features.parquet")]
 
 
