@@ -228,6 +228,194 @@ def train_targets(wildcards):
     return [f"{TRAIN_DIR}/checkpoints/best.pt", f"{TRAIN_DIR}/summary.json", f"{TRAIN_DIR}/loss_curves.png"]
 
 
+# --- the evaluate stage -------------------------------------------------------------
+# The DISFA evaluation (evaluate.disfa.dataset) reconstructs the selected frames of a
+# DISFA-type dataset with each method; intermediate tables go to results/eval/disfa/work/.
+
+EVAL_DIR = "results/eval/disfa"
+EVAL_WORK = f"{EVAL_DIR}/work"
+EVALUATE_GPUS = 0 if config["device"] == "cpu" else 1
+
+
+def evaluate_dataset():
+    """The DISFA-type dataset the evaluation runs on (evaluate.disfa.dataset, declared under datasets:)."""
+    name = config["evaluate"]["disfa"]["dataset"]
+    if not name:
+        raise WorkflowError("evaluate.disfa.dataset is not set: name the DISFA-type dataset to evaluate on")
+    if name not in config.get("datasets", {}):
+        raise WorkflowError(f"evaluate.disfa.dataset: {name!r} is not declared under datasets:")
+    if config["datasets"][name]["type"] != "disfa":
+        raise WorkflowError(f"evaluate.disfa.dataset: {name!r} has type {config['datasets'][name]['type']}, expected disfa")
+    return name
+
+
+def evaluate_dataset_name(wildcards):
+    """The evaluated dataset's name (a rule's params)."""
+    return evaluate_dataset()
+
+
+def evaluate_methods():
+    """The methods evaluated: evaluate.disfa.methods, EMOCA only when resources.emoca.checkpoint is set."""
+    methods = list(config["evaluate"]["disfa"]["methods"])
+    if not config["resources"]["emoca"].get("checkpoint"):
+        methods = [method for method in methods if method != "emoca"]
+    return methods
+
+
+def evaluate_checkpoint():
+    """The GANE checkpoint evaluated as AUGANE: evaluate.disfa.checkpoint, else the config's training run."""
+    return config["evaluate"]["disfa"].get("checkpoint") or f"{TRAIN_DIR}/checkpoints/best.pt"
+
+
+def evaluate_has_ground_truth():
+    """Whether the evaluated dataset carries per-frame ground truth (GroundTruth/, the synthetic world)."""
+    name = config["evaluate"]["disfa"]["dataset"]
+    if not name or name not in config.get("datasets", {}):
+        return False
+    path = Path(config["datasets"][name]["path"])
+    return path.parts[:2] == ("results", "demo") or (path / "GroundTruth").is_dir()
+
+
+def evaluate_tables(wildcards):
+    """The evaluated dataset's index.parquet and features.parquet."""
+    folder = cache_dir(evaluate_dataset())
+    return {"index": f"{folder}/index.parquet", "features": f"{folder}/features.parquet"}
+
+
+def reconstruction_resources(wildcards):
+    """Files a reconstruction reads besides the cache: face model, embedding, UV layout, albedo, AU detector,
+    and the GANE checkpoint when AUGANE is reconstructed."""
+    files = train_resources(wildcards)
+    if getattr(wildcards, "method", "augane") == "augane" and "augane" in evaluate_methods():
+        files.append(evaluate_checkpoint())
+    return files
+
+
+def evaluate_method_outputs():
+    """Outputs of one method's reconstruction: predictions, and errors against the ground truth when it exists."""
+    outputs = {"predictions": f"{EVAL_WORK}/{{method}}/predictions.parquet"}
+    if evaluate_has_ground_truth():
+        outputs["errors"] = f"{EVAL_WORK}/{{method}}/errors.parquet"
+    return outputs
+
+
+def evaluate_errors_option(wildcards, output):
+    """``--errors-out <file>`` when the rule writes ground-truth errors."""
+    return f"--errors-out {output.errors}" if "errors" in output.keys() else ""
+
+
+def evaluate_method_predictions(wildcards):
+    """Every evaluated method's predictions (and ground-truth errors)."""
+    methods = evaluate_methods()
+    tables = {"predictions": [f"{EVAL_WORK}/{method}/predictions.parquet" for method in methods]}
+    if evaluate_has_ground_truth():
+        tables["errors"] = [f"{EVAL_WORK}/{method}/errors.parquet" for method in methods]
+    return tables
+
+
+def evaluate_combined_outputs():
+    """The combined predictions table (and error table on the synthetic world)."""
+    outputs = {"predictions": f"{EVAL_WORK}/predictions.parquet"}
+    if evaluate_has_ground_truth():
+        outputs["errors"] = f"{EVAL_WORK}/geometry_errors.parquet"
+    return outputs
+
+
+def evaluate_combine_errors_option(wildcards, input, output):
+    """``--errors <files> --errors-out <file>`` on the synthetic world."""
+    if "errors" not in output.keys():
+        return ""
+    return f"--errors {' '.join(input.errors)} --errors-out {output.errors}"
+
+
+def evaluate_report_inputs(wildcards):
+    """What evaluate-report reads: the predictions, the dataset index (labels), the images and the errors."""
+    inputs = {
+        "predictions": f"{EVAL_WORK}/predictions.parquet",
+        "labels": f"{cache_dir(evaluate_dataset())}/index.parquet",
+        "images": f"{EVAL_WORK}/images",
+    }
+    if evaluate_has_ground_truth():
+        inputs["errors"] = f"{EVAL_WORK}/geometry_errors.parquet"
+    return inputs
+
+
+def evaluate_report_options(wildcards, input):
+    """``--geometry <file>`` on the synthetic world."""
+    return f"--geometry {input.errors}" if "errors" in input.keys() else ""
+
+
+def evaluate_report_folder(wildcards, output):
+    """results/eval/disfa: the folder evaluate-report writes to (that of its report.md)."""
+    return str(Path(output.report).parent)
+
+
+def evaluate_report_outputs():
+    """The report's outputs (evaluate-report's files), the ones shown in the HTML report wrapped in report()."""
+    disfa = config["evaluate"]["disfa"]
+
+    def shown(name, caption, subcategory=None):
+        return report(f"{EVAL_DIR}/{name}", caption=f"../report/{caption}.rst", category="Evaluation",
+                      subcategory=subcategory)
+
+    outputs = {
+        "selection": shown("selection.csv", "selection", "Tables"),
+        "per_subject": shown("f1_per_subject.csv", "f1_per_subject", "Tables"),
+        "per_subject_md": f"{EVAL_DIR}/f1_per_subject.md",
+        "per_au": shown("f1_per_au.csv", "f1_per_au", "Tables"),
+        "per_au_md": f"{EVAL_DIR}/f1_per_au.md",
+        "labels": shown("f1_labels_per_au.csv", "f1_labels", "Tables"),
+        "labels_md": f"{EVAL_DIR}/f1_labels_per_au.md",
+        "labels_per_subject": f"{EVAL_DIR}/f1_labels_per_subject.csv",
+        "labels_per_subject_md": f"{EVAL_DIR}/f1_labels_per_subject.md",
+        "cells": f"{EVAL_DIR}/f1_cells.csv",
+        "support": f"{EVAL_DIR}/support_per_au.csv",
+        "bars_subject": shown("f1_per_subject.png", "bars_per_subject", "Figures"),
+        "bars_au": shown("f1_per_au.png", "bars_per_au", "Figures"),
+        "bars_labels": shown("f1_labels_per_au.png", "bars_labels", "Figures"),
+        "qualitative_frames": f"{EVAL_DIR}/qualitative_frames.csv",
+        "summary": f"{EVAL_DIR}/summary.json",
+        "report": shown("report.md", "report"),
+    }
+    if disfa["qualitative_frames"] > 0:
+        outputs["qualitative"] = shown("qualitative.png", "qualitative", "Figures")
+    if evaluate_has_ground_truth():
+        outputs["geometry"] = shown("geometry_errors.csv", "geometry", "Tables")
+    return outputs
+
+
+def evaluate_targets(wildcards):
+    """The evaluation's report and tables, when evaluate.disfa.dataset is set."""
+    if not config["evaluate"]["disfa"]["dataset"]:
+        return []
+    return [f"{EVAL_DIR}/report.md", f"{EVAL_DIR}/summary.json"]
+
+
+def reconstruct_folder():
+    """results/reconstruct/<name of reconstruct.input> (``unset`` when no input is configured)."""
+    media = config["reconstruct"]["input"]
+    name = Path(media).stem if media else "unset"
+    return f"results/reconstruct/{name}"
+
+
+def reconstruct_inputs(wildcards):
+    """The configured media (reconstruct.input) and what reconstruction reads: networks, face model, checkpoint."""
+    section = config["reconstruct"]
+    media = section["input"]
+    if not media:
+        raise WorkflowError("reconstruct.input is not set: name an image, a video or a folder (e.g. --config "
+                            "reconstruct='{input: my_video.mp4}'), or run `augane reconstruct INPUT --out-dir DIR`")
+    if not Path(media).exists():
+        raise WorkflowError(f"reconstruct.input: {media} does not exist")
+    resources = config["resources"]
+    files = {"media": media, "resources": train_resources(wildcards) + [resources["deca"]["checkpoint"]]}
+    if section["method"] == "emoca":
+        files["emoca"] = resources["emoca"]["checkpoint"] or []
+    if section["method"] == "augane":
+        files["checkpoint"] = section.get("checkpoint") or f"{TRAIN_DIR}/checkpoints/best.pt"
+    return files
+
+
 # --- the demo stage ---------------------------------------------------------------
 
 
