@@ -42,24 +42,21 @@ visible face does not change.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from augane.flame.camera import normalised_to_pixels
 
-_KEY_OUTSIDE = float(1 << 62)
-"""Added to the key of a candidate that is not covered by its face."""
-
 _KEY_LIMIT = float(1 << 61)
-"""Keys below this value are covered pixels (real keys are below 2**52; outside ones above 2**62 - 2**52)."""
+"""Keys below this value are covered pixels (real keys are below 2**53; uncovered pixels hold +inf)."""
 
-_MAX_CLASS_LOG2 = 15
-"""Screen boxes up to 2**15 pixels on a side (larger images are refused)."""
+_MAX_SIDE_LOG2 = 15
+"""Images up to 2**15 pixels on a side (larger ones are refused)."""
 
 
 def _default_chunk_elements(device: torch.device) -> int:
@@ -75,8 +72,8 @@ def normalise_image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
         if len(image_size) != 2:
             raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
         height, width = (int(v) for v in image_size)
-    if not (1 <= height <= (1 << _MAX_CLASS_LOG2) and 1 <= width <= (1 << _MAX_CLASS_LOG2)):
-        raise ValueError(f"image size must be between 1 and {1 << _MAX_CLASS_LOG2} pixels, got {height}x{width}")
+    if not (1 <= height <= (1 << _MAX_SIDE_LOG2) and 1 <= width <= (1 << _MAX_SIDE_LOG2)):
+        raise ValueError(f"image size must be between 1 and {1 << _MAX_SIDE_LOG2} pixels, got {height}x{width}")
     return height, width
 
 
@@ -149,8 +146,7 @@ class Fragments:
     def unpack(self, values: Tensor, background: float = 0.0) -> Tensor:
         """Scatter packed per-pixel values (N, C) into an image (B, H, W, C), ``background`` elsewhere."""
         height, width = self.image_size
-        out = values.new_full((self.batch_size * height * width, values.shape[-1]), background)
-        out.index_copy_(0, self.pixels, values)
+        out = _ScatterPixels.apply(values.T, self.pixels, self.batch_size * height * width, float(background))
         return out.view(self.batch_size, height, width, values.shape[-1])
 
     def unpack_image(self, values: Tensor, background: Tensor | float = 0.0) -> Tensor:
@@ -214,6 +210,31 @@ class Fragments:
         return self.unpack(self.packed_depth[:, None], background=math.inf)[..., 0]
 
 
+class _ScatterPixels(torch.autograd.Function):
+    """Channels-first packed values (C, N) into a channels-last image (P, C) (P = B*H*W), with its backward.
+
+    One strided ``index_copy_`` / ``index_select`` per channel: faster on CPU
+    than copying (N, C) rows, and the gradient comes back channels first.
+    """
+
+    @staticmethod
+    def forward(ctx, values: Tensor, pixels: Tensor, num_pixels: int, background: float) -> Tensor:
+        out = values.new_full((num_pixels, values.shape[0]), background)
+        for c in range(values.shape[0]):
+            out[:, c].index_copy_(0, pixels, values[c])
+        ctx.save_for_backward(pixels)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        (pixels,) = ctx.saved_tensors
+        channels = grad.shape[1]
+        index = pixels[None] * channels + torch.arange(channels, device=pixels.device)[:, None]
+        packed = grad.contiguous().view(-1).index_select(0, index.view(-1))
+        return packed.view(channels, -1), None, None, None
+
+
 def rasterize(
     vertices: Tensor,
     faces: Tensor,
@@ -243,31 +264,26 @@ def rasterize(
     batch, num_vertices = vertices.shape[:2]
     num_faces = faces.shape[0]
     device = vertices.device
-    if not bool(torch.isfinite(vertices).all()):
+    if vertices.numel() and not all(math.isfinite(v) for v in torch.aminmax(vertices.detach())):
         raise ValueError("vertices contain NaN or infinite values")
     pixel_xy = normalised_to_pixels(vertices[..., :2], width, height).reshape(-1, 2)
     offsets = torch.arange(batch, device=device) * num_vertices
     corner_ids = (faces.T[:, None, :] + offsets[None, :, None]).reshape(3, batch * num_faces)
-    chunk = chunk_elements or _default_chunk_elements(device)
+    chunk = max(1, chunk_elements or _default_chunk_elements(device))
     with torch.no_grad():
         flat = pixel_xy.detach()
-        flat_x, flat_y = flat[:, 0].contiguous(), flat[:, 1].contiguous()
-        flat_z = vertices[..., 2].detach().reshape(-1)
-        corner_x = [flat_x.index_select(0, corner_ids[k]) for k in range(3)]
-        corner_y = [flat_y.index_select(0, corner_ids[k]) for k in range(3)]
-        corner_z = [flat_z.index_select(0, corner_ids[k]).double() for k in range(3)]
-        keys, face_bits = _visibility_keys(
-            corner_x, corner_y, corner_z, batch, num_faces, height, width, cull_backfaces, chunk
-        )
+        depth = vertices[..., 2].detach().reshape(-1)
+        visible = _visibility_keys(flat, depth, corner_ids, batch, num_faces, height, width, cull_backfaces, chunk)
+        keys = visible.keys
         pixels = (keys < _KEY_LIMIT).nonzero().squeeze(1)
-        packed_faces = keys.index_select(0, pixels).long() & ((1 << face_bits) - 1)
-        packed_corners = corner_ids.new_empty((3, pixels.numel()))
+        # The key's low bits are the winner's column in the face tables (below 2**face_bits).
+        winners = keys.index_select(0, pixels).long().bitwise_and_((1 << visible.face_bits) - 1)
+        packed_faces = visible.face_ids.index_select(0, winners)
+        packed_corners = winners.new_empty((3, winners.shape[0]))
         for k in range(3):
-            torch.index_select(corner_ids[k], 0, packed_faces, out=packed_corners[k])
-        centre_x, centre_y = _pixel_centres(pixels, height, width, flat.dtype)
-    packed_bary = _Barycentrics.apply(
-        pixel_xy, corner_x, corner_y, packed_faces, packed_corners, centre_x, centre_y
-    ).T
+            torch.index_select(visible.face_corners[k], 0, winners, out=packed_corners[k])
+        centre_x, centre_y = _pixel_centres(pixels, batch, height, width, flat.dtype)
+    packed_bary = _Barycentrics.apply(pixel_xy, visible.coefficients, winners, packed_corners, centre_x, centre_y).T
     return Fragments(
         image_size=(height, width),
         batch_size=batch,
@@ -281,16 +297,19 @@ def rasterize(
     )
 
 
-def _pixel_centres(pixels: Tensor, height: int, width: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Pixel-centre coordinates (x, y) of flat pixel indices into (B, H, W).
+def _pixel_centres(pixels: Tensor, batch: int, height: int, width: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Pixel-centre coordinates (column, row) of flat pixel indices into (B, H, W), in pixel-index
+    coordinates (the centre of pixel ``(i, j)`` is ``(j, i)``).
 
-    Float64 division of ``index + 0.5`` keeps the quotient half a step away
-    from integers, so ``floor`` is exact (and much faster than int64 division).
+    Float division of ``index + 0.5`` keeps the quotient at least ``0.5 / width`` away from
+    integers, so ``floor`` is exact (and much faster than integer division): in float32 while
+    ``B*H*W < 2**22`` (rounding stays below that margin), else in float64.
     """
-    index = pixels.double() + 0.5
+    work = torch.float32 if batch * height * width < (1 << 22) else torch.float64
+    index = pixels.to(work) + 0.5
     row_all = torch.floor(index * (1.0 / width))
     row = row_all - torch.floor((row_all + 0.5) * (1.0 / height)) * height
-    return (index - row_all * width).to(dtype), (row + 0.5).to(dtype)
+    return (index - 0.5).sub_(row_all * width).to(dtype), row.to(dtype)
 
 
 def _select(condition: Tensor, if_true: Tensor, if_false: Tensor) -> Tensor:
@@ -305,247 +324,262 @@ def _sort_pair(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> tuple[Tensor, 
     return _select(swap, xb, xa), torch.minimum(ya, yb), _select(swap, xa, xb), torch.maximum(ya, yb)
 
 
-_BOX_SIZES_CPU = sorted(
-    {1, 2, 3} | {m << k for m in (2, 3) for k in range(1, _MAX_CLASS_LOG2) if m << k <= 1 << _MAX_CLASS_LOG2}
-)
-"""Box sides on CPU: 1, 2, 3, 4, 6, 8, 12, ... (at most 1.5x padding per side, many groups)."""
-
-_BOX_SIZES_GPU = [1 << k for k in range(_MAX_CLASS_LOG2 + 1)]
-"""Box sides on GPUs: powers of two, square boxes (padding is cheap there, kernel launches are not)."""
+def _min3(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    return torch.minimum(torch.minimum(a, b), c)
 
 
-@functools.lru_cache(maxsize=8)
-def _box_sizes(device: torch.device) -> tuple[list[int], Tensor, bool]:
-    """Box side classes for ``device``, a lookup table extent (0..2**15) -> smallest class >= extent,
-    and whether boxes are square (one class for both sides)."""
-    sizes = _BOX_SIZES_CPU if device.type == "cpu" else _BOX_SIZES_GPU
-    extents = torch.arange((1 << _MAX_CLASS_LOG2) + 1)
-    table = torch.bucketize(extents, torch.tensor(sizes))
-    return sizes, table.to(device), device.type != "cpu"
+def _max3(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    return torch.maximum(torch.maximum(a, b), c)
+
+
+class _Visibility(NamedTuple):
+    """What :func:`_visibility_keys` finds (see there)."""
+
+    keys: Tensor
+    face_ids: Tensor
+    face_corners: Tensor
+    face_bits: int
+    coefficients: Tensor
+
+
+_ORIENTATION_ERROR = 8.0 * 2.0**-24
+"""Relative bound (of ``|p| + |q|``) on the float32 rounding error of ``p - q``, products of differences."""
 
 
 def _visibility_keys(
-    corner_x: list[Tensor],
-    corner_y: list[Tensor],
-    corner_z: list[Tensor],
+    xy: Tensor,
+    z: Tensor,
+    corner_ids: Tensor,
     batch: int,
     num_faces: int,
     height: int,
     width: int,
     cull_backfaces: bool,
     chunk_elements: int,
-) -> tuple[Tensor, int]:
+) -> _Visibility:
     """Nearest-face key per pixel (no gradients).
 
-    Pixel index conventions inside: a pixel column ``c`` is covered by a row
-    span ``[left, right)`` (continuous x) when ``ceil(left - 0.5) <= c <
-    ceil(right - 0.5)``; the ``- 0.5`` is folded into the per-face constants.
+    Coordinates inside are pixel-index coordinates, shifted by half a pixel
+    so that pixel ``c`` has its centre at ``c``: a row span ``[left, right)``
+    covers the columns ``ceil(left) <= c < ceil(right)``, and a face covers
+    the rows ``ceil(y_top) <= r < ceil(y_bottom)``.
 
     Args:
-        corner_x, corner_y: three (B*F,) pixel coordinates of each face's corners.
-        corner_z: three (B*F,) float64 normalised depths of the corners.
+        xy: (B*V, 2) pixel coordinates of the vertices.
+        z: (B*V,) normalised depths of the vertices.
+        corner_ids: (3, B*F) batch-global vertex index of each face's corners.
     Returns:
-        ``(keys, face_bits)``: (B*H*W,) float64 keys, ``>= _KEY_LIMIT`` where
-        no face covers the pixel centre, else the integer
-        ``depth_level * 2**face_bits + b*F + f`` (below 2**53, so exact).
+        keys: (B*H*W,) float64, ``+inf`` where no face covers the pixel
+            centre, else the integer ``depth_level * 2**face_bits + u`` (below
+            2**53, so exact) of the nearest face, column ``u`` of the face
+            tables (ties: the lower index);
+        face_ids: (n,) int64 batch-global indices (increasing) of the faces
+            that can cover a pixel (non-degenerate, front-facing when culling);
+        face_corners: (3, n) their batch-global vertex indices;
+        face_bits: bits of ``u``;
+        coefficients: (6, n) ``g1x, g1y, g2x, g2y, x0, y0`` (see :class:`_Barycentrics`).
     """
-    device = corner_x[0].device
+    device, dtype = xy.device, xy.dtype
     total_faces = batch * num_faces
-    # The pad takes the candidates of spans that end at the last pixel (first <= width, box <= 1.5 width + 1).
-    keys = torch.full((batch * height * width + 3 * width + 2,), math.inf, dtype=torch.float64, device=device)
+    keys = torch.full((batch * height * width,), math.inf, dtype=torch.float64, device=device)
+    empty = torch.zeros(0, dtype=torch.int64, device=device)
     if total_faces == 0:
-        return keys[: batch * height * width], 1
-    face_bits = max(1, math.ceil(math.log2(total_faces + 1)))
+        return _Visibility(keys, empty, empty.view(3, 0), 1, xy.new_zeros((6, 0)))
 
-    # Screen boxes in pixel-index coordinates (shifted by half a pixel: pixel c covers [c, c + 1)).
-    xs = [x - 0.5 for x in corner_x]
-    ys = [y - 0.5 for y in corner_y]
-    row_start = torch.ceil(torch.minimum(torch.minimum(ys[0], ys[1]), ys[2])).clamp_(0, height)
-    row_stop = torch.ceil(torch.maximum(torch.maximum(ys[0], ys[1]), ys[2])).clamp_(0, height)
-    col_start = torch.ceil(torch.minimum(torch.minimum(xs[0], xs[1]), xs[2])).clamp_(0, width)
-    col_stop = torch.ceil(torch.maximum(torch.maximum(xs[0], xs[1]), xs[2])).clamp_(0, width)
-    rows = row_stop - row_start
-    cols = col_stop - col_start
+    # Orientation of every face: twice the signed area p - q, in the working dtype, with the faces
+    # whose sign rounding could flip recomputed exactly (float64 products of float32 differences).
+    xs, ys = xy[:, 0] - 0.5, xy[:, 1] - 0.5
+    flat_ids = corner_ids.reshape(-1)
+    cx = xs.index_select(0, flat_ids).view(3, total_faces)
+    cy = ys.index_select(0, flat_ids).view(3, total_faces)
+    p = (cx[1] - cx[0]) * (cy[2] - cy[0])
+    q = (cy[1] - cy[0]) * (cx[2] - cx[0])
+    twice_area = p - q
+    if dtype != torch.float64:
+        unsure = (twice_area.abs() <= (p.abs() + q.abs()) * _ORIENTATION_ERROR).nonzero().squeeze(1)
+        if unsure.numel():
+            ux, uy = cx.index_select(1, unsure).double(), cy.index_select(1, unsure).double()
+            exact = (ux[1] - ux[0]) * (uy[2] - uy[0]) - (uy[1] - uy[0]) * (ux[2] - ux[0])
+            # Keep the exact sign even where the value underflows the working dtype.
+            tiny = torch.finfo(dtype).tiny
+            twice_area[unsure] = (exact.abs().clamp(min=tiny) * exact.sign()).to(dtype)
+    # Image y points down: a face whose model normal faces the viewer winds clockwise on screen.
+    usable = twice_area < 0 if cull_backfaces else twice_area != 0
+    face_ids = usable.nonzero().squeeze(1)
+    count = face_ids.numel()
+    if count == 0:
+        return _Visibility(keys, face_ids, empty.view(3, 0), 1, xy.new_zeros((6, 0)))
+    face_bits = count.bit_length()
 
-    # Exact orientation in float64 (products of float32 differences are exact there).
-    xa, xb, xc = (x.double() for x in corner_x)
-    ya, yb, yc = (y.double() for y in corner_y)
-    twice_area = (xb - xa) * (yc - ya) - (yb - ya) * (xc - xa)
-    usable = (twice_area != 0) & (rows > 0) & (cols > 0)
-    if cull_backfaces:
-        # Image y points down: a face whose model normal faces the viewer winds clockwise on screen.
-        usable &= twice_area < 0
+    face_corners = torch.stack([corner_ids[k].index_select(0, face_ids) for k in range(3)])
+    xa, xb, xc = (cx[k].index_select(0, face_ids) for k in range(3))
+    ya, yb, yc = (cy[k].index_select(0, face_ids) for k in range(3))
+    e1x, e1y, e2x, e2y = xb - xa, yb - ya, xc - xa, yc - ya
+    inverse_area = 1.0 / twice_area.index_select(0, face_ids)
+    coefficients = _barycentric_coefficients(xa, ya, e1x, e1y, e2x, e2y, inverse_area)
 
-    # Group the usable faces by the size class of their clipped screen box, keeping the faces'
-    # own order inside a group (mesh order is spatially coherent: the scatter is faster).
-    sizes, size_class, square = _box_sizes(device)
-    num_sizes = len(sizes)
-    if square:
-        side = size_class.index_select(0, torch.maximum(rows, cols).long())
-        group = side * num_sizes + side
-    else:
-        group = size_class.index_select(0, rows.long()) * num_sizes + size_class.index_select(0, cols.long())
-    group = group * usable + (~usable) * (num_sizes * num_sizes)
-    counts = torch.bincount(group, minlength=num_sizes * num_sizes + 1)[:-1].tolist()
-    order = torch.sort(group, stable=True).indices[: sum(counts)]
+    # Depth in quantised levels of the batch's depth range, a plane over the image:
+    # level(col, row) = origin + step_x * col + step_y * row (evaluated in float64).
+    z64 = z.double()
+    z_low, z_high = torch.aminmax(z64)
+    levels = float(1 << min(32, 51 - face_bits))
+    scale = levels / torch.clamp(z_high - z_low, min=1e-30)
+    offset = 4.0 - z_low * scale
+    za, zb, zc = (z64.index_select(0, face_corners[k]).mul_(scale).add_(offset) for k in range(3))
+    dz1, dz2 = (zb - za).to(dtype), (zc - za).to(dtype)
+    step_x = ((dz1 * e2y - dz2 * e1y) * inverse_area).double()
+    step_y = ((dz2 * e1x - dz1 * e2x) * inverse_area).double()
+    origin = za - step_x * xa.double() - step_y * ya.double()
+    image_base = torch.div(face_ids, num_faces, rounding_mode="floor").double() * float(height * width)
+    depth = [origin, step_x, step_y, image_base, torch.arange(count, device=device, dtype=torch.float64)]
 
-    # Per usable face, in group order: corners sorted by y, box, depth plane.
-    def take(values: Tensor) -> Tensor:
-        return values.index_select(0, order)
-
-    xs, ys = [take(x) for x in xs], [take(y) for y in ys]
-    x0, y0, x1, y1 = _sort_pair(xs[0], ys[0], xs[1], ys[1])
-    x1, y1, x2, y2 = _sort_pair(x1, y1, xs[2], ys[2])
+    # Corners sorted by y. The face is drawn as two trapezoids: rows above the middle corner between
+    # the long edge (top to bottom corner) and the upper short edge, rows from the middle corner on
+    # between the long edge and the lower short edge.
+    x0, y0, x1, y1 = _sort_pair(xa, ya, xb, yb)
+    x1, y1, x2, y2 = _sort_pair(x1, y1, xc, yc)
     x0, y0, x1, y1 = _sort_pair(x0, y0, x1, y1)
-    row_start, col_start, last_row = take(row_start), take(col_start), take(row_stop) - 1.0
+    long_edge = _edge(x0, y0, x2, y2)
+    top, middle, bottom = (torch.ceil(y).clamp_(0, height) for y in (y0, y1, y2))
+    max_level = levels + 8.0
+    for short_edge, start, stop in ((_edge(x0, y0, x1, y1), top, middle), (_edge(x1, y1, x2, y2), middle, bottom)):
+        per_trapezoid = [stop - start, start, stop, *long_edge, *short_edge, *depth]
+        _scatter_trapezoids(keys, per_trapezoid, width, face_bits, max_level, chunk_elements)
+    return _Visibility(keys, face_ids, face_corners, face_bits, coefficients)
 
-    # Depth in quantised levels of the batch's depth range: the level at the box's first pixel
-    # centre plus per-pixel steps along x and y.
-    z_low = min(float(z.min()) for z in corner_z)
-    z_high = max(float(z.max()) for z in corner_z)
-    levels = float(1 << min(32, 42 - face_bits))
-    scale = levels / max(z_high - z_low, 1e-30)
-    za, zb, zc = (take(z).sub_(z_low).mul_(scale).add_(4.0) for z in corner_z)
-    pa, pb, pc = ((x.double(), y.double()) for x, y in zip(xs, ys))
-    e1x, e1y, e2x, e2y = pb[0] - pa[0], pb[1] - pa[1], pc[0] - pa[0], pc[1] - pa[1]
-    inverse_area = 1.0 / take(twice_area)
-    dz1, dz2 = zb - za, zc - za
-    step_x = (dz1 * e2y - dz2 * e1y) * inverse_area
-    step_y = (dz2 * e1x - dz1 * e2x) * inverse_area
-    origin = za + step_x * (col_start.double() - pa[0]) + step_y * (row_start.double() - pa[1])
-    base = (torch.div(order, num_faces, rounding_mode="floor") * height + row_start.long()) * width
-    # One matrix per dtype, so that a chunk is three slices rather than one per quantity.
-    geometry = torch.stack(
-        [y1, row_start, col_start, last_row] + _edge(x0, y0, x2, y2) + _edge(x0, y0, x1, y1) + _edge(x1, y1, x2, y2)
-    )[:, None]
-    depth = torch.stack([origin, step_x, step_y, order.double()])[:, None]
-    base = base[None]
 
-    start = 0
-    for group_id, count in enumerate(counts):
-        if count == 0:
-            continue
-        box_rows = sizes[group_id // num_sizes]
-        box_cols = sizes[group_id % num_sizes]
-        step = max(1, chunk_elements // (box_rows * box_cols))
-        for first in range(start, start + count, step):
-            last = min(start + count, first + step)
-            _scatter_group(
-                keys,
-                geometry[:, :, first:last].unbind(0),
-                depth[:, :, first:last].unbind(0),
-                base[:, first:last],
-                box_rows,
-                box_cols,
-                width,
-                face_bits,
-                levels + 64.0,
-            )
-        start += count
-    return keys[: batch * height * width], face_bits
+def _barycentric_coefficients(
+    xa: Tensor, ya: Tensor, e1x: Tensor, e1y: Tensor, e2x: Tensor, e2y: Tensor, inverse_area: Tensor
+) -> Tensor:
+    """(6, n) ``g1x, g1y, g2x, g2y, xa, ya`` of n faces with corners a, a + e1, a + e2 and
+    ``inverse_area = 1 / (e1 x e2)``: b1 = g1 . (p - a), b2 = g2 . (p - a), b0 = 1 - b1 - b2."""
+    minus_inverse = -inverse_area
+    return torch.stack([e2y * inverse_area, e2x * minus_inverse, e1y * minus_inverse, e1x * inverse_area, xa, ya])
+
+
+_FIRST_PASS_ROWS = 2
+"""Rows of every trapezoid handled in the first pass (FLAME-sized meshes at 224 px: 0-4 rows)."""
 
 
 def _edge(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> list[Tensor]:
-    """An edge from its upper endpoint (xa, ya) to (xb, yb): ``[xa, ya, slope, x_low, x_high]``.
+    """An edge from its upper endpoint (xa, ya) to (xb, yb): ``[xa, ya, slope]``.
 
     Horizontal edges (which never bound a row) get slope 0 so that everything stays finite.
     """
     rise = yb - ya
-    slope = (xb - xa) / (rise + (rise == 0).to(rise.dtype))
-    return [xa, ya, slope, torch.minimum(xa, xb), torch.maximum(xa, xb)]
+    return [xa, ya, (xb - xa) / (rise + (rise == 0).to(rise.dtype))]
 
 
-def _edge_x(row: Tensor, xa: Tensor, ya: Tensor, slope: Tensor, x_low: Tensor, x_high: Tensor) -> Tensor:
-    """x where an edge (see :func:`_edge`) crosses row ``row``, clamped to the edge's x extent.
+def _scatter_trapezoids(
+    keys: Tensor, per_trapezoid: list[Tensor], width: int, face_bits: int, max_level: float, chunk_elements: int
+) -> None:
+    """Write the keys of ``n`` trapezoids, rows in passes.
 
-    Always evaluated from the edge's upper endpoint with the same operations,
-    so every face sharing the edge gets the same bits.
+    The first pass takes the first rows of every trapezoid, the later ones
+    further rows of the trapezoids that have them (doubling the rows per
+    pass), so that the work follows the trapezoids' heights without sorting.
+
+    Args:
+        per_trapezoid: (n,) tensors: ``rows, row_start, row_stop``, the long edge and the
+            short edge (three tensors each, :func:`_edge`), then float64
+            ``origin, step_x, step_y`` (the depth-level plane), the pixel index
+            of the face's image and the face's key bits.
     """
-    return torch.clamp(xa + (row - ya) * slope, x_low, x_high)
+    first_row, pass_rows = 0, _FIRST_PASS_ROWS
+    while True:
+        _scatter_rows(keys, per_trapezoid[1:], first_row, pass_rows, width, face_bits, max_level, chunk_elements)
+        first_row += pass_rows
+        pass_rows = first_row
+        remaining = (per_trapezoid[0] > first_row).nonzero().squeeze(1)
+        if remaining.numel() == 0:
+            return
+        per_trapezoid = [values.index_select(0, remaining) for values in per_trapezoid]
 
 
-def _scatter_group(
+def _scatter_rows(
     keys: Tensor,
-    geometry: tuple[Tensor, ...],
-    depth: tuple[Tensor, ...],
-    base: Tensor,
-    box_rows: int,
-    box_cols: int,
+    per_trapezoid: list[Tensor],
+    first_row: int,
+    rows: int,
     width: int,
     face_bits: int,
     max_level: float,
+    chunk_elements: int,
 ) -> None:
-    """Write the nearest-face keys of ``n`` faces whose boxes fit ``box_rows x box_cols``.
+    """Write the nearest-face keys of rows ``first_row .. first_row + rows - 1`` of ``n`` trapezoids.
 
-    Each box row becomes the face's covered span ``[first, stop)`` of that
-    row, and candidate ``j`` of the row is pixel ``first + j`` (a candidate
-    is real while ``j < stop - first``). Tensors keep the face axis last, so
-    every broadcast runs over long contiguous rows. Box rows past the face's
-    own rows repeat its last row (harmless duplicates for a minimum).
+    Row stage, (rows, n): each row's covered span ``[first, first + length)``
+    between the two edges' crossings (half-open in x and in y). Each edge's
+    crossing is computed from its upper endpoint with the same float
+    operations in whichever face evaluates it, so two faces sharing an edge
+    see bit-identical crossings: a pixel centre on a shared edge or vertex
+    belongs to exactly one of them (the top-left rule in y-down coordinates),
+    with no cracks and no double hits. Candidate stage: the spans are laid end
+    to end, every covered pixel once; one ``scatter_reduce`` (``amin``) per
+    chunk keeps the smallest key per pixel.
 
     Args:
-        keys: (B*H*W + pad,) float64 key buffer, updated in place; the pad
-            (at least ``box_cols``) absorbs candidates past the last pixel.
-        geometry: (1, n) tensors: ``y1`` (the middle corner's y, pixel-index
-            coordinates), ``row_start, col_start, last_row``, then the long
-            edge (top to bottom corner), the upper and the lower short edge,
-            five tensors each (:func:`_edge`).
-        depth: (1, n) float64 ``origin, step_x, step_y`` (depth levels at the
-            box's first pixel, per column, per row) and the face id.
-        base: (1, n) int64 flat index of the pixel ``(row_start, 0)``.
+        keys: (B*H*W,) float64 key buffer, updated in place.
+        per_trapezoid: (n,) tensors as for :func:`_scatter_trapezoids`, less
+            the first.
         max_level: depth levels of covered pixels lie in ``[0, max_level]``.
     """
-    device, dtype = base.device, geometry[0].dtype
-    row_offsets = torch.arange(box_rows, device=device, dtype=dtype)[:, None]
-    col_offsets = torch.arange(box_cols, device=device, dtype=torch.float64)[:, None]
+    row_start, row_stop, long_xa, long_ya, long_slope, short_xa, short_ya, short_slope = per_trapezoid[:8]
+    origin, step_x, step_y, image_base, face_key = per_trapezoid[8:]
+    device, dtype = row_start.device, row_start.dtype
+
+    # Row stage (rows, n).
+    offset = torch.arange(first_row, first_row + rows, device=device, dtype=dtype)[:, None]
+    row = row_start + offset
+    long_x = (row - long_ya).mul_(long_slope).add_(long_xa)
+    short_x = (row - short_ya).mul_(short_slope).add_(short_xa)
+    first = torch.minimum(long_x, short_x).ceil_().clamp_(0.0, float(width))
+    length = torch.maximum(long_x, short_x).ceil_().clamp_(max=float(width)).sub_(first).clamp_(min=0.0)
+    length = length.mul_(row < row_stop).long().view(-1)
+    ends = torch.cumsum(length, 0)
+    total = int(ends[-1])
+    if total == 0:
+        return
+    starts = ends - length
+
+    # Per row, with m the candidate's index in the pass: level = level_m0 + step_x * m and
+    # pixel = pixel_m0 + m (the row's values at its first pixel, moved back to m = 0).
+    row = row.double()
+    shift = first.double().sub_(starts.view(first.shape))
+    level_m0 = (step_y * row).add_(origin).add_(step_x * shift).view(-1)
+    pixel_m0 = row.mul_(float(width)).add_(image_base).add_(shift).view(-1)
+    row_step = step_x.expand(rows, -1).reshape(-1)
+    row_key = face_key.expand(rows, -1).reshape(-1)
     scale = float(1 << face_bits)
-    key, index = _candidate_keys(geometry, depth, base, row_offsets, col_offsets, width, scale, max_level)
-    keys.scatter_reduce_(0, index, key, reduce="amin")
+    for begin_row, end_row in _chunk_bounds(ends, total, chunk_elements):
+        begin = 0 if begin_row == 0 else int(starts[begin_row])
+        end = total if end_row == ends.numel() else int(ends[end_row - 1])
+        if end <= begin:
+            continue
+        row_starts = starts[begin_row:end_row] - begin
+        marks = torch.zeros(end - begin + 1, dtype=torch.int64, device=device)
+        marks.scatter_add_(0, row_starts, torch.ones_like(row_starts))
+        row_of = torch.cumsum(marks[:-1], 0).add_(begin_row - 1)
+        m = torch.arange(begin, end, device=device, dtype=torch.float64)
+        index = (pixel_m0.index_select(0, row_of) + m).long()
+        key = (row_step.index_select(0, row_of) * m).add_(level_m0.index_select(0, row_of)).floor_()
+        key = key.clamp_(0.0, max_level).mul_(scale).add_(row_key.index_select(0, row_of))
+        keys.scatter_reduce_(0, index, key, reduce="amin")
 
 
-def _candidate_keys(
-    geometry: tuple[Tensor, ...],
-    depth: tuple[Tensor, ...],
-    base: Tensor,
-    row_offsets: Tensor,
-    col_offsets: Tensor,
-    width: int,
-    scale: float,
-    max_level: float,
-) -> tuple[Tensor, Tensor]:
-    """Flat keys and pixel indices of the candidates of a group (see :func:`_scatter_group`).
+def _chunk_bounds(ends: Tensor, total: int, chunk_elements: int) -> list[tuple[int, int]]:
+    """Ranges of rows ``[begin, end)`` with about ``chunk_elements`` candidates each (at least one row).
 
     Args:
-        row_offsets: (box_rows, 1) ``0..box_rows - 1`` in the geometry's dtype.
-        col_offsets: (box_cols, 1) ``0..box_cols - 1`` as float64.
-    Returns:
-        ``(key, index)``: (box_rows * box_cols * n,) float64 keys and int64 pixel indices.
+        ends: (R,) cumulative candidate counts of the rows.
+        total: ``ends[-1]``.
     """
-    y1, row_start, col_start, last_row = geometry[:4]
-    long_edge, upper_edge, lower_edge = geometry[4:9], geometry[9:14], geometry[14:19]
-    origin, step_x, step_y, face_id = depth
-    dtype = y1.dtype
-
-    # Row stage (box_rows, n): the covered columns [first, first + length) of each row, clipped to the image.
-    row = torch.minimum(row_start + row_offsets, last_row)
-    long_x = _edge_x(row, *long_edge)
-    short_x = _select(row < y1, _edge_x(row, *upper_edge), _edge_x(row, *lower_edge))
-    first = torch.ceil(torch.minimum(long_x, short_x)).clamp(0.0, float(width))
-    length = torch.ceil(torch.maximum(long_x, short_x)).clamp(max=float(width)) - first
-    row_offset = row - row_start
-    level = origin + step_y * row_offset.double() + step_x * (first - col_start).double()
-    key_row = torch.floor(level).clamp(0.0, max_level) * scale + face_id
-    pixel_row = base + row_offset.long() * width + first.long()
-
-    # Column stage (box_cols, n): depth steps along the span.
-    key_col = torch.floor(step_x * col_offsets).clamp(-max_level, max_level) * scale
-
-    # Candidate stage (box_rows, box_cols, n).
-    beyond = col_offsets.to(dtype)[None] >= length[:, None]
-    key = key_row[:, None] + key_col[None]
-    key.add_(beyond, alpha=_KEY_OUTSIDE)
-    index = pixel_row[:, None] + col_offsets.long()[None]
-    return key.reshape(-1), index.reshape(-1)
+    rows = ends.numel()
+    if total <= chunk_elements:
+        return [(0, rows)]
+    targets = torch.arange(chunk_elements, total, chunk_elements, device=ends.device)
+    cuts = sorted({0, rows, *torch.searchsorted(ends, targets, right=True).tolist()})
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 class _Barycentrics(torch.autograd.Function):
@@ -559,30 +593,31 @@ class _Barycentrics(torch.autograd.Function):
     def forward(
         ctx,
         pixel_xy: Tensor,
-        corner_x: list[Tensor],
-        corner_y: list[Tensor],
-        packed_faces: Tensor,
+        coefficients: Tensor,
+        pixel_faces: Tensor,
         packed_corners: Tensor,
         centre_x: Tensor,
         centre_y: Tensor,
     ) -> Tensor:
-        """pixel_xy (B*V, 2); corners three (B*F,); packed (N,), (3, N); centres (N,) -> bary (3, N)."""
-        xa, xb, xc = (x.double() for x in corner_x)
-        ya, yb, yc = (y.double() for y in corner_y)
-        e1x, e1y, e2x, e2y = xb - xa, yb - ya, xc - xa, yc - ya
-        twice_area = e1x * e2y - e1y * e2x
-        inverse = 1.0 / (twice_area + (twice_area == 0).double())
-        # Gradients of b1 and b2 with respect to the point (b0 = 1 - b1 - b2).
-        grads = [e2y * inverse, -e2x * inverse, -e1y * inverse, e1x * inverse]
-        g1x, g1y, g2x, g2y = (g.to(pixel_xy.dtype).index_select(0, packed_faces) for g in grads)
-        dx = centre_x - corner_x[0].index_select(0, packed_faces)
-        dy = centre_y - corner_y[0].index_select(0, packed_faces)
-        b1 = g1x * dx + g1y * dy
-        b2 = g2x * dx + g2y * dy
-        bary = b1.new_empty((3, b1.shape[0]))
-        torch.sub(1.0 - b1, b2, out=bary[0])
-        bary[1] = b1
-        bary[2] = b2
+        """Barycentrics (3, N) of N pixel centres.
+
+        Args:
+            pixel_xy: (B*V, 2) vertex coordinates the faces were taken from
+                (only routes the gradient: the geometry is in ``coefficients``).
+            coefficients: (6, n) per face: ``g1x, g1y, g2x, g2y``, the
+                gradients of b1 and b2 with respect to the point (b0 = 1 - b1 - b2),
+                and ``x0, y0``, its first corner (:func:`_barycentric_coefficients`).
+            pixel_faces: (N,) the face (column of ``coefficients``) of each pixel.
+            packed_corners: (3, N) rows of ``pixel_xy`` of each pixel's face corners.
+            centre_x, centre_y: (N,) pixel centres, in the coordinates of ``x0, y0``.
+        """
+        g1x, g1y, g2x, g2y, x0, y0 = (row.index_select(0, pixel_faces) for row in coefficients)
+        dx = centre_x - x0
+        dy = centre_y - y0
+        bary = g1x.new_empty((3, g1x.shape[0]))
+        torch.mul(g1x, dx, out=bary[1]).addcmul_(g1y, dy)
+        torch.mul(g2x, dx, out=bary[2]).addcmul_(g2y, dy)
+        torch.sub(1.0 - bary[1], bary[2], out=bary[0])
         ctx.save_for_backward(g1x, g1y, g2x, g2y, bary, packed_corners)
         ctx.num_points = pixel_xy.shape[0]
         return bary
@@ -591,13 +626,12 @@ class _Barycentrics(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_bary: Tensor):
         g1x, g1y, g2x, g2y, bary, packed_corners = ctx.saved_tensors
-        weight1 = grad_bary[1] - grad_bary[0]
-        weight2 = grad_bary[2] - grad_bary[0]
-        point_x = weight1 * g1x + weight2 * g2x
-        point_y = weight1 * g1y + weight2 * g2y
-        grad_x = point_x.new_zeros(ctx.num_points)
-        grad_y = point_x.new_zeros(ctx.num_points)
-        for k in range(3):
-            grad_x.index_add_(0, packed_corners[k], -bary[k] * point_x)
-            grad_y.index_add_(0, packed_corners[k], -bary[k] * point_y)
-        return torch.stack([grad_x, grad_y], dim=1), None, None, None, None, None, None
+        # Minus the gradient with respect to the point; every corner k receives b_k times it.
+        weight1 = grad_bary[0] - grad_bary[1]
+        weight2 = grad_bary[0] - grad_bary[2]
+        flat_corners = packed_corners.reshape(-1)
+        grad = weight1.new_zeros((2, ctx.num_points))
+        for axis, (g1, g2) in enumerate(((g1x, g2x), (g1y, g2y))):
+            point = torch.addcmul(weight1 * g1, weight2, g2)
+            grad[axis].scatter_add_(0, flat_corners, (bary * point).reshape(-1))
+        return grad.T, None, None, None, None, None

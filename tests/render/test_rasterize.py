@@ -11,7 +11,7 @@ import trimesh
 from scipy.spatial import ConvexHull, Delaunay
 
 from augane.flame.camera import project
-from augane.render.rasterizer import _Barycentrics, rasterize
+from augane.render.rasterizer import _barycentric_coefficients, _Barycentrics, rasterize
 from tests.render.reference import naive_rasterize
 
 
@@ -158,23 +158,21 @@ def test_faces_outside_the_image_leave_it_empty_and_large_faces_are_clipped() ->
 def test_barycentric_gradients_match_finite_differences() -> None:
     vertices, faces = random_scene(5, batch=1, num_faces=12, dtype=torch.float64)
     fragments = rasterize(vertices, faces, 12)
-    points = fragments.packed_faces
     from augane.flame.camera import normalised_to_pixels
 
     pixel_xy = normalised_to_pixels(vertices[..., :2], 12, 12).reshape(-1, 2).detach().requires_grad_(True)
-    corner_ids = faces.T
-    flat = pixel_xy.detach()
-    corner_x = [flat[:, 0].index_select(0, corner_ids[k]) for k in range(3)]
-    corner_y = [flat[:, 1].index_select(0, corner_ids[k]) for k in range(3)]
     centres = (fragments.pixels % 12).double() + 0.5, (fragments.pixels // 12).double() + 0.5
 
     def bary_of(xy):
-        cx = [xy[:, 0].index_select(0, corner_ids[k]) for k in range(3)]
-        cy = [xy[:, 1].index_select(0, corner_ids[k]) for k in range(3)]
-        return _Barycentrics.apply(xy, cx, cy, points, fragments.packed_corners, *centres)
+        corners = xy.detach()[faces.T]  # (3, F, 2)
+        (xa, ya), (xb, yb), (xc, yc) = (corners[k].unbind(-1) for k in range(3))
+        e1x, e1y, e2x, e2y = xb - xa, yb - ya, xc - xa, yc - ya
+        inverse_area = 1.0 / (e1x * e2y - e1y * e2x)
+        coefficients = _barycentric_coefficients(xa, ya, e1x, e1y, e2x, e2y, inverse_area)
+        return _Barycentrics.apply(xy, coefficients, fragments.packed_faces, fragments.packed_corners, *centres)
 
+    torch.testing.assert_close(bary_of(pixel_xy).T, fragments.packed_bary)
     assert torch.autograd.gradcheck(bary_of, (pixel_xy,), eps=1e-6, atol=1e-6)
-    assert corner_x[0].shape == corner_y[0].shape
 
 
 def test_interpolated_image_gradients_match_finite_differences() -> None:
@@ -225,14 +223,13 @@ def test_empty_mesh_and_empty_batch() -> None:
     assert fragments.bary.shape == (0, 8, 8, 3)
 
 
-def test_square_power_of_two_boxes_used_on_gpus_give_the_same_fragments(monkeypatch) -> None:
+@pytest.mark.parametrize("first_pass_rows", [1, 3, 64])
+def test_row_passes_do_not_change_the_fragments(monkeypatch, first_pass_rows: int) -> None:
     import augane.render.rasterizer as rasterizer
 
     vertices, faces = random_scene(4, batch=2, num_faces=50)
     reference = rasterize(vertices, faces, (21, 27))
-    sizes = rasterizer._BOX_SIZES_GPU
-    table = torch.bucketize(torch.arange((1 << rasterizer._MAX_CLASS_LOG2) + 1), torch.tensor(sizes))
-    monkeypatch.setattr(rasterizer, "_box_sizes", lambda device: (sizes, table, True))
-    gpu_layout = rasterize(vertices, faces, (21, 27))
-    assert torch.equal(gpu_layout.face_index, reference.face_index)
-    torch.testing.assert_close(gpu_layout.bary, reference.bary)
+    monkeypatch.setattr(rasterizer, "_FIRST_PASS_ROWS", first_pass_rows)
+    other = rasterize(vertices, faces, (21, 27))
+    assert torch.equal(other.face_index, reference.face_index)
+    torch.testing.assert_close(other.bary, reference.bary, atol=0, rtol=0)
