@@ -21,9 +21,14 @@ STAND_IN_NOTE = (
 def run_world(args: argparse.Namespace) -> int:
     from augane.demo.world import write_world_part
 
+    from augane.errors import ConfigError
+
     config = config_from_args(args)
+    if args.out is not None and len(args.part) != 1:
+        raise ConfigError("--out names one part's folder: give exactly one --part with it (or use --out-dir)")
     for part in args.part:
-        write_world_part(config, part, args.out_dir / part)
+        out = args.out if args.out is not None else args.out_dir / part
+        write_world_part(config, part, out, face_model_dir=args.face_model_dir)
     return 0
 
 
@@ -76,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     world = commands.add_parser(
         "world",
         help="render parts of the synthetic world (train/heldout images with labels, DISFA-layout videos)",
-        description="Render the synthetic world from the face model of `resources:` with the settings of "
+        description="Render the synthetic world from the demo face model with the settings of "
         "demo.world: <out-dir>/train and <out-dir>/heldout (images/, labels.csv, summary.json) and "
         "<out-dir>/disfa (DISFA layout plus GroundTruth/). Deterministic given demo.world.seed.",
     )
@@ -85,6 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="parts to write (default: all)")
     world.add_argument("--out-dir", type=Path, default=DEFAULT_WORLD_DIR,
                        help=f"folder holding one subfolder per part (default: {DEFAULT_WORLD_DIR})")
+    world.add_argument("--out", type=Path, default=None,
+                       help="the folder of a single part (instead of <out-dir>/<part>)")
+    world.add_argument("--face-model-dir", type=Path, default=Path("results/demo/face_model"),
+                       help="the demo face model's folder (default: results/demo/face_model)")
     world.set_defaults(func=run_world)
 
     au = commands.add_parser(

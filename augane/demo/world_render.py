@@ -123,8 +123,3 @@ def to_uint8(images: np.ndarray, rngs: list[np.random.Generator] | None = None, 
     if noise > 0 and rngs is not None:
         values = values + np.stack([rng.normal(0.0, noise, values.shape[1:]) for rng in rngs]).astype(np.float32)
     return (np.clip(values, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def face_model_files(resources: Mapping[str, object]) -> dict[str, str]:
-    """The face model's files by role from a config's ``resources:`` section."""
-    return {role: str(resources[role]) for role in FACE_MODEL_ROLES if resources.get(role)}

@@ -107,8 +107,7 @@ def image_samples(name: str, dataset: Mapping[str, Any]) -> tuple[pd.DataFrame, 
         joined = labels.reindex(relative)
         if "subject" in joined.columns:
             table["subject"] = joined.pop("subject").fillna("").astype(str).to_numpy()
-        for column in joined.columns:
-            table[column] = joined[column].to_numpy()
+        table = pd.concat([table, joined.reset_index(drop=True)], axis=1)  # one join: label tables can be wide
     return table, []
 
 

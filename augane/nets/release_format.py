@@ -11,6 +11,9 @@ consumer reads them through the very loaders that read the released files:
 
 A file written with ``untrained=True`` carries :data:`UNTRAINED_MARKER`; the
 loaders then warn that its weights are random, and the feature stores record it.
+A file written with ``provenance=`` carries that text under
+:data:`PROVENANCE_ENTRY` (e.g. the demo world's "stand-in trained on the
+synthetic demo world"); loaders report it as an ignored entry.
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ def _tensors(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
     return {f"{prefix}{key}": value.detach().cpu().clone() for key, value in module.state_dict().items()}
 
 
-def _save(content: dict[str, Any], path: str | Path, untrained: bool) -> Path:
+#: Top-level entry holding a text that says where the weights come from.
+PROVENANCE_ENTRY = "augane_provenance"
+
+
+def _save(content: dict[str, Any], path: str | Path, untrained: bool, provenance: str | None = None) -> Path:
+    if provenance:
+        content[PROVENANCE_ENTRY] = provenance
     if untrained:
         content[UNTRAINED_MARKER] = "random initialisation written by `augane dev-weights --untrained`; NOT pretrained"
     path = Path(path)
@@ -41,9 +50,10 @@ def _save(content: dict[str, Any], path: str | Path, untrained: bool) -> Path:
     return path
 
 
-def save_deca_checkpoint(encoder: DecaCoarseEncoder, path: str | Path, *, untrained: bool = False) -> Path:
+def save_deca_checkpoint(encoder: DecaCoarseEncoder, path: str | Path, *, untrained: bool = False,
+                         provenance: str | None = None) -> Path:
     """Write DECA's coarse encoder as ``deca_model.tar`` does (``E_flame`` entry), atomically."""
-    return _save({"E_flame": _tensors(encoder)}, path, untrained)
+    return _save({"E_flame": _tensors(encoder)}, path, untrained, provenance)
 
 
 def save_emoca_checkpoint(model: EmocaCoarse, path: str | Path, *, epoch: int = 0, global_step: int = 0,
@@ -55,6 +65,7 @@ def save_emoca_checkpoint(model: EmocaCoarse, path: str | Path, *, epoch: int = 
     return _save({"epoch": epoch, "global_step": global_step, "state_dict": state}, path, untrained)
 
 
-def save_au_detector_checkpoint(detector: MEFARG, path: str | Path, *, epoch: int = 0, untrained: bool = False) -> Path:
+def save_au_detector_checkpoint(detector: MEFARG, path: str | Path, *, epoch: int = 0, untrained: bool = False,
+                                provenance: str | None = None) -> Path:
     """Write a MEFARG detector as ME-GraphAU/OpenGraphAU do (``{'epoch', 'state_dict'}``), atomically."""
-    return _save({"epoch": epoch, "state_dict": _tensors(detector)}, path, untrained)
+    return _save({"epoch": epoch, "state_dict": _tensors(detector)}, path, untrained, provenance)

@@ -427,3 +427,45 @@ def demo_face_model_targets(wildcards):
     if config["resources"]["face_model"] != f"{DEMO_FACE_MODEL_DIR}/face_model.pkl":
         return []
     return [f"{DEMO_FACE_MODEL_DIR}/preview.png", f"{DEMO_FACE_MODEL_DIR}/face_model_card.md"]
+
+
+DEMO_WORLD_DIR = "results/demo/world"
+DEMO_DETECTOR_DIR = "results/demo/detectors"
+
+
+def demo_split_folder(wildcards, output):
+    """The folder of a demo-world image split (parent of its images/ and labels.csv)."""
+    return str(Path(output.labels).parent)
+
+
+def demo_detector_indexes(wildcards):
+    """index.parquet of the datasets the stand-in detectors learn from and are scored on."""
+    detectors = config["demo"]["detectors"]
+    return {
+        "train": f"{cache_dir(detectors['train_dataset'])}/index.parquet",
+        "heldout": f"{cache_dir(detectors['heldout_dataset'])}/index.parquet",
+    }
+
+
+def face_model_inputs(wildcards):
+    """The configured face model and its 105-landmark embedding (inputs of rules that decode faces)."""
+    resources = config["resources"]
+    return {"face_model": resources["face_model"], "mediapipe_embedding": resources["mediapipe_embedding"]}
+
+
+def demo_detector_settings(network):
+    """Digest of what decides a stand-in detector: its resources layout, demo.detectors and the seed."""
+    return digest(
+        {"resources": config["resources"][network], "detectors": config["demo"]["detectors"], "seed": config["seed"]}
+    )
+
+
+def demo_detector_targets(wildcards):
+    """The stand-in detectors' score files, when the config uses the stand-in checkpoints."""
+    resources = config["resources"]
+    targets = []
+    if resources["au_detector"]["checkpoint"] == f"{DEMO_DETECTOR_DIR}/au_detector.pth":
+        targets.append(f"{DEMO_DETECTOR_DIR}/au_detector_score.json")
+    if resources["deca"]["checkpoint"] == f"{DEMO_DETECTOR_DIR}/deca_model.tar":
+        targets.append(f"{DEMO_DETECTOR_DIR}/deca_score.json")
+    return targets

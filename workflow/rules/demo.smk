@@ -1,5 +1,6 @@
-# Rules of the demo stage: the built-in demo face model (more demo-world rules
-# follow it). Target: `snakemake demo_face_model`.
+# Rules of the demo stage: the built-in demo face model, the synthetic world rendered
+# from it, and the stand-in detectors trained on the world's crops.
+# Targets: `snakemake demo_face_model`, `snakemake demo` (stand-ins and their scores).
 
 
 rule demo_face_model:
@@ -33,3 +34,131 @@ rule demo_face_model:
 
 
 FINAL_TARGETS.append(demo_face_model_targets)
+
+
+# --- the synthetic world ------------------------------------------------------------
+# Still images with label tables (train, heldout: disjoint identities) and DISFA-layout
+# videos with per-frame ground truth, rendered from the demo face model. The datasets
+# of config/config.yaml point at these folders, so their manifests ask for them.
+
+wildcard_constraints:
+    split="train|heldout",
+
+
+rule demo_world_images:
+    input:
+        model=rules.demo_face_model.output.model,
+        mediapipe_embedding=rules.demo_face_model.output.mediapipe_embedding,
+        landmark_embedding=rules.demo_face_model.output.landmark_embedding,
+        albedo_model=rules.demo_face_model.output.albedo_model,
+        head_template=rules.demo_face_model.output.head_template,
+    output:
+        images=directory(f"{DEMO_WORLD_DIR}/{{split}}/images"),
+        labels=f"{DEMO_WORLD_DIR}/{{split}}/labels.csv",
+        summary=f"{DEMO_WORLD_DIR}/{{split}}/summary.json",
+    log:
+        "results/logs/demo/world_{split}.log",
+    benchmark:
+        "results/benchmarks/demo/world_{split}.tsv"
+    params:
+        config=RESOLVED_CONFIG,
+        settings=digest(config["demo"]["world"]),
+        folder=demo_split_folder,
+    conda:
+        "../../envs/augane.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    shell:
+        "augane demo world --config {params.config:q} --part {wildcards.split} --out {params.folder:q} > {log} 2>&1"
+
+
+rule demo_world_disfa:
+    input:
+        model=rules.demo_face_model.output.model,
+        mediapipe_embedding=rules.demo_face_model.output.mediapipe_embedding,
+        landmark_embedding=rules.demo_face_model.output.landmark_embedding,
+        albedo_model=rules.demo_face_model.output.albedo_model,
+        head_template=rules.demo_face_model.output.head_template,
+    output:
+        root=directory(f"{DEMO_WORLD_DIR}/disfa"),
+    log:
+        "results/logs/demo/world_disfa.log",
+    benchmark:
+        "results/benchmarks/demo/world_disfa.tsv"
+    params:
+        config=RESOLVED_CONFIG,
+        settings=digest(config["demo"]["world"]),
+    conda:
+        "../../envs/augane.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    shell:
+        "augane demo world --config {params.config:q} --part disfa --out {output.root:q} > {log} 2>&1"
+
+
+# --- stand-in detectors -------------------------------------------------------------
+# Trained on the preprocessed crops of demo.detectors.train_dataset (the crops the
+# feature stage feeds them) and scored on demo.detectors.heldout_dataset; written in
+# the released formats where resources.au_detector / resources.deca point by default.
+
+
+rule demo_au_detector:
+    input:
+        unpack(demo_detector_indexes),
+    output:
+        checkpoint=f"{DEMO_DETECTOR_DIR}/au_detector.pth",
+        score=f"{DEMO_DETECTOR_DIR}/au_detector_score.json",
+    log:
+        "results/logs/demo/au_detector.log",
+    benchmark:
+        "results/benchmarks/demo/au_detector.tsv"
+    params:
+        config=RESOLVED_CONFIG,
+        settings=demo_detector_settings("au_detector"),
+    conda:
+        "../../envs/augane.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "augane demo train-au-detector --config {params.config:q} --threads {threads} "
+        "--out {output.checkpoint:q} --score {output.score:q} > {log} 2>&1"
+
+
+rule demo_deca:
+    input:
+        unpack(demo_detector_indexes),
+        unpack(face_model_inputs),
+    output:
+        checkpoint=f"{DEMO_DETECTOR_DIR}/deca_model.tar",
+        score=f"{DEMO_DETECTOR_DIR}/deca_score.json",
+    log:
+        "results/logs/demo/deca.log",
+    benchmark:
+        "results/benchmarks/demo/deca.tsv"
+    params:
+        config=RESOLVED_CONFIG,
+        settings=demo_detector_settings("deca"),
+    conda:
+        "../../envs/augane.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "augane demo train-deca --config {params.config:q} --threads {threads} "
+        "--out {output.checkpoint:q} --score {output.score:q} > {log} 2>&1"
+
+
+rule demo:
+    input:
+        demo_detector_targets,
+        demo_face_model_targets,
+
+
+FINAL_TARGETS.append(demo_detector_targets)
