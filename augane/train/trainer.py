@@ -168,7 +168,7 @@ def resume_digest(config: Mapping[str, Any], cache_root: Path) -> str:
     train = {key: value for key, value in config["train"].items() if key not in RUN_LENGTH_KEYS}
     caches = {
         name: [_file_digest(cache_root / name / "index.parquet"), _file_digest(cache_root / name / "features.parquet")]
-        for name in config["train"]["datasets"]
+        for name in [*config["train"]["datasets"], *config["train"]["val_datasets"]]
     }
     sections = {name: config.get(name) for name in ("model", "losses", "render", "resources", "seed")}
     return digest({**sections, "train": train, "caches": caches})
@@ -242,7 +242,7 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-        self.train_set = CachedShardDataset.from_config(self.config, "train", cache_root=self.cache_root)
+        self.train_set = self._training_set()
         self.layout = self.train_set.layout
         self.val_set = self._validation_set()
         self.cache_networks = cache_networks(self.train_set)
@@ -311,15 +311,38 @@ class Trainer:
 
     # --- setup ---------------------------------------------------------------------------
 
+    def _training_set(self) -> CachedShardDataset:
+        """``train.datasets``: whole when ``val_datasets`` are given, else without the held-out share."""
+        if not self.settings["val_datasets"]:
+            return CachedShardDataset.from_config(self.config, "train", cache_root=self.cache_root)
+        declared = self.config.get("datasets", {})
+        names, held_out = list(self.settings["datasets"]), list(self.settings["val_datasets"])
+        for key, listed in (("train.datasets", names), ("train.val_datasets", held_out)):
+            unknown = [name for name in listed if name not in declared]
+            if unknown:
+                raise ConfigError(f"{key} names {unknown}, which are not declared under datasets: ({sorted(declared)})")
+        shared = sorted(set(names) & set(held_out))
+        if shared:
+            raise ConfigError(f"train.val_datasets {shared} are also in train.datasets: validation data must not "
+                              "be trained on")
+        if not names:
+            raise ConfigError("train.datasets is empty: name at least one dataset declared under datasets:")
+        return CachedShardDataset(names, cache_root=self.cache_root, subset="all")
+
     def _validation_set(self) -> CachedShardDataset | None:
-        if float(self.settings["val_fraction"]) <= 0:
-            log.warning("train.val_fraction is 0: no validation; best.pt is the last state")
+        """``train.val_datasets`` whole, or the held-out share of ``train.datasets``; None without either."""
+        if self.settings["val_datasets"]:
+            val_set = CachedShardDataset(list(self.settings["val_datasets"]), cache_root=self.cache_root, subset="all")
+        elif float(self.settings["val_fraction"]) <= 0:
+            log.warning("train.val_fraction is 0 and train.val_datasets is empty: no validation; best.pt is the "
+                        "last state")
             return None
-        try:
-            val_set = CachedShardDataset.from_config(self.config, "val", cache_root=self.cache_root)
-        except DataError as err:
-            log.warning("no validation samples (%s); best.pt is the last state", err)
-            return None
+        else:
+            try:
+                val_set = CachedShardDataset.from_config(self.config, "val", cache_root=self.cache_root)
+            except DataError as err:
+                log.warning("no validation samples (%s); best.pt is the last state", err)
+                return None
         if val_set.layout != self.layout:
             raise DataError(f"validation and training samples are cached with different layouts "
                             f"({val_set.layout} vs {self.layout})")

@@ -9,18 +9,20 @@ from typing import Any
 import pytest
 import torch
 
-from tests.train.tiny_world import tiny_config, write_tiny_cache
+from tests.train.tiny_world import HELDOUT, tiny_config, write_tiny_cache
 
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> tuple[dict[str, Any], Path]:
-    """(config, cache root): the tiny face model, detector and a 12-sample cached dataset (see tiny_world.py)."""
+    """(config, cache root): the tiny face model, detector, a 12-sample cached dataset ``tiny`` and a 5-sample
+    ``tiny_heldout`` (see tiny_world.py)."""
     folder = tmp_path_factory.mktemp("tiny_world")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         config = tiny_config(folder)
         write_tiny_cache(config, folder / "cache")
+        write_tiny_cache(config, folder / "cache", num_samples=5, seed=2, name=HELDOUT)
     finally:
         torch.set_num_threads(threads)
     return config, folder / "cache"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from augane.cli.main import main
-from augane.errors import CheckpointError
+from augane.errors import CheckpointError, ConfigError
 from augane.train.checkpoint import load_gane_checkpoint, read_gane_checkpoint
 from augane.train.records import STEP_COLUMNS
 from augane.train.trainer import Trainer, TrainingInterrupted, train_gane
@@ -116,3 +116,16 @@ def test_resume_without_a_checkpoint_and_without_validation(world, tmp_path):
     last = read_gane_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     for name, value in last["state_dict"].items():
         assert torch.equal(best["state_dict"][name], value)
+
+
+def test_validation_on_whole_held_out_datasets(world, tmp_path):
+    config, cache = world
+    config["train"].update(val_datasets=["tiny_heldout"], max_steps=1)
+    summary = train_gane(config, out_dir=tmp_path / "run", cache_root=cache)
+    assert summary["train_samples"] == 12 and summary["validation_samples"] == 5
+    config["train"]["val_datasets"] = ["tiny"]
+    with pytest.raises(ConfigError, match=r"val_datasets \['tiny'\] are also in train.datasets"):
+        train_gane(config, out_dir=tmp_path / "run", cache_root=cache)
+    config["train"]["val_datasets"] = ["nowhere"]
+    with pytest.raises(ConfigError, match=r"train.val_datasets names \['nowhere'\], which are not declared"):
+        train_gane(config, out_dir=tmp_path / "run", cache_root=cache)

@@ -44,6 +44,7 @@ GRID = 14
 GLOBAL_DIM = 16
 EXPRESSIONS = 12  # blend shapes that move the face; the rest of the 100 are zero
 DATASET = "tiny"
+HELDOUT = "tiny_heldout"  # a second dataset, for validation on whole datasets
 
 
 def _grid_faces(count: int) -> np.ndarray:
@@ -140,7 +141,8 @@ def tiny_config(folder: Path, **train: Any) -> dict[str, Any]:
         "run_name": "tiny",
         "device": "cpu",
         "resources": resources,
-        "datasets": {DATASET: {"type": "images", "path": str(folder / "images")}},
+        "datasets": {DATASET: {"type": "images", "path": str(folder / "images")},
+                     HELDOUT: {"type": "images", "path": str(folder / "heldout")}},
         "model": {"gat": {"layers": 1, "heads": 2}, "transformer": {"layers": 1, "heads": 2, "feedforward": 32,
                                                                      "dropout": 0.0}},
         "train": settings,
@@ -149,8 +151,8 @@ def tiny_config(folder: Path, **train: Any) -> dict[str, Any]:
 
 @torch.no_grad()
 def write_tiny_cache(config: dict[str, Any], cache_root: Path, num_samples: int = 12, shard_size: int = 8,
-                     seed: int = 1) -> pd.DataFrame:
-    """Render the samples and write ``cache_root/tiny`` (shards, index.parquet, features.parquet) per the contract."""
+                     seed: int = 1, name: str = DATASET) -> pd.DataFrame:
+    """Render the samples and write ``cache_root/<name>`` (shards, index.parquet, features.parquet) per the contract."""
     from augane.features.networks import frozen_au_detector_from_config
     from augane.train.face import FaceDecoder
 
@@ -186,7 +188,7 @@ def write_tiny_cache(config: dict[str, Any], cache_root: Path, num_samples: int 
     deca_params = np.concatenate([np.asarray(params[name], np.float32).reshape(count, -1) for name in DECA_PARAM_LAYOUT], 1)
     deca_feature = rng.normal(0, 1, (count, GLOBAL_DIM)).astype(np.float16)
 
-    ids = [f"tiny-{i:03d}" for i in range(count)]
+    ids = [f"{name}-{i:03d}" for i in range(count)]
     manifest = pd.DataFrame({"sample_id": ids, "source": [f"{i}.png" for i in ids], "frame": -1, "subject": "",
                              "shard": np.arange(count) // shard_size, "row": np.arange(count) % shard_size})
     for index in range(50):
@@ -195,7 +197,7 @@ def write_tiny_cache(config: dict[str, Any], cache_root: Path, num_samples: int 
         manifest[f"gt_pose_{index}"] = true_pose[:, index]
     for index in range(3):
         manifest[f"gt_cam_{index}"] = true_cam[:, index]
-    folder = cache_root / DATASET
+    folder = cache_root / name
     au_names = list(detector.detector.au_labels)
     for shard, rows in manifest.groupby("shard").indices.items():
         shard_dir = folder / f"shard-{shard:04d}"

@@ -180,22 +180,22 @@ TRAIN_PROCESSES = max(1, TRAIN_GPUS)
 
 
 def train_datasets():
-    """The datasets GANE trains on (each must be declared under `datasets:`)."""
-    names = list(config["train"]["datasets"])
-    unknown = [name for name in names if name not in config.get("datasets", {})]
-    if unknown:
-        raise WorkflowError(f"train.datasets names {unknown}, which are not declared under datasets:")
-    return names
+    """The datasets GANE trains and validates on (each must be declared under `datasets:`)."""
+    for key in ("datasets", "val_datasets"):
+        unknown = [name for name in config["train"][key] if name not in config.get("datasets", {})]
+        if unknown:
+            raise WorkflowError(f"train.{key} names {unknown}, which are not declared under datasets:")
+    return list(dict.fromkeys([*config["train"]["datasets"], *config["train"]["val_datasets"]]))
 
 
 def train_tables(wildcards):
-    """index.parquet and features.parquet of every training dataset (none when `train.datasets` is
-    empty: `augane train` then stops, asking for them)."""
+    """index.parquet and features.parquet of every training and validation dataset (none when
+    `train.datasets` is empty: `augane train` then stops, asking for them)."""
     return [f"{cache_dir(name)}/{table}" for name in train_datasets() for table in ("index.parquet", "features.parquet")]
 
 
 def train_stores(wildcards):
-    """The preprocess and features stores of every training dataset."""
+    """The preprocess and features stores of every training and validation dataset."""
     return [
         f"{cache_dir(name)}/shard-{shard}/{store}"
         for name in train_datasets()
