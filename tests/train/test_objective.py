@@ -12,7 +12,7 @@ from torch.utils.data import default_collate
 from augane.errors import DataError
 from augane.features.networks import frozen_au_detector_from_config
 from augane.model import GANE
-from augane.train.dataset import CachedShardDataset
+from augane.train.dataset import CachedShardDataset, move_to
 from augane.train.face import FaceDecoder
 from augane.train.objective import TERM_NAMES, AuObjective, LossSettings, TrainingStep, deca_estimate
 
@@ -132,3 +132,21 @@ def test_a_detector_other_than_the_caches_is_refused(world):
     with pytest.raises(DataError, match=r"au_detector\.pth.*not the detector that cached.*AFG feature size 32 "
                                          r"instead of 64"):
         AuObjective(face, detector, other, LossSettings.from_config(config))
+
+
+@pytest.mark.cuda
+def test_cuda_step_with_bf16_matches_the_cpu_step(world):
+    config, cache = world
+    step, batch = build(config, cache)
+    with torch.no_grad():
+        expected = step(batch)
+    device = torch.device("cuda")
+    step.to(device)
+    step.bf16 = step.objective.bf16 = True
+    batch = move_to(batch, device)
+    result = step(batch)
+    result.total.backward()
+    for name, value in expected.terms.items():
+        torch.testing.assert_close(result.terms[name].cpu(), value, rtol=5e-2, atol=1e-3, msg=name)
+    assert all(torch.isfinite(p.grad).all() for p in step.gane.parameters() if p.grad is not None)
+    assert result.render.image.dtype == torch.float32 and result.landmarks.dtype == torch.float32

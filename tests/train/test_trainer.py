@@ -129,3 +129,16 @@ def test_validation_on_whole_held_out_datasets(world, tmp_path):
     config["train"]["val_datasets"] = ["nowhere"]
     with pytest.raises(ConfigError, match=r"train.val_datasets names \['nowhere'\], which are not declared"):
         train_gane(config, out_dir=tmp_path / "run", cache_root=cache)
+
+
+@pytest.mark.cuda
+def test_two_steps_on_cuda(world, tmp_path):
+    config, cache = world
+    config["device"] = "cuda"
+    config["train"].update(max_steps=2, num_workers=1)
+    summary = train_gane(config, out_dir=tmp_path / "run", cache_root=cache)
+    assert summary["device"] == "cuda" and summary["precision"] == "bf16" and summary["steps"] == 2
+    steps = pd.read_csv(tmp_path / "run" / "train_steps.csv")
+    assert steps["loss"].notna().all()
+    gane, _ = load_gane_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", map_location="cuda")
+    assert next(gane.parameters()).is_cuda
