@@ -29,13 +29,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def astronaut():
-    import skimage.data
-
-    return skimage.data.astronaut()
-
-
 def face_video(path, photo, frames=5, size=160):
     """A short pan over the photo's face region (the face stays in view)."""
     windows = [photo[8 * i:8 * i + 320, 60 + 6 * i:380 + 6 * i] for i in range(frames)]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from augane.config import digest
@@ -391,20 +392,29 @@ def evaluate_targets(wildcards):
     return [f"{EVAL_DIR}/report.md", f"{EVAL_DIR}/summary.json"]
 
 
-def reconstruct_folder():
-    """results/reconstruct/<name of reconstruct.input> (``unset`` when no input is configured)."""
+def reconstruct_name():
+    """The output folder name of reconstruct.input (its file or folder name without the ending), or None."""
     media = config["reconstruct"]["input"]
-    name = Path(media).stem if media else "unset"
-    return f"results/reconstruct/{name}"
+    return Path(media).stem if media else None
+
+
+def reconstruct_targets(wildcards):
+    """results/reconstruct/<name>/ of reconstruct.input; nothing (with a hint) when it is not set."""
+    name = reconstruct_name()
+    if name is None:
+        logger.warning("reconstruct.input is not set: nothing to reconstruct (e.g. --config "
+                       "reconstruct='{input: my_video.mp4}', or run `augane reconstruct INPUT --out-dir DIR`)")
+        return []
+    return [f"results/reconstruct/{name}"]
 
 
 def reconstruct_inputs(wildcards):
     """The configured media (reconstruct.input) and what reconstruction reads: networks, face model, checkpoint."""
     section = config["reconstruct"]
     media = section["input"]
-    if not media:
-        raise WorkflowError("reconstruct.input is not set: name an image, a video or a folder (e.g. --config "
-                            "reconstruct='{input: my_video.mp4}'), or run `augane reconstruct INPUT --out-dir DIR`")
+    if wildcards.name != reconstruct_name():
+        raise WorkflowError(f"results/reconstruct/{wildcards.name} is not the output of reconstruct.input ({media}); "
+                            "set reconstruct.input to the image, video or folder to reconstruct")
     if not Path(media).exists():
         raise WorkflowError(f"reconstruct.input: {media} does not exist")
     resources = config["resources"]

@@ -167,15 +167,15 @@ FINAL_TARGETS.append(evaluate_targets)
 # config file) -> results/reconstruct/<name>/; the command `augane reconstruct` does the same by hand.
 
 
-rule reconstruct:
+rule reconstruct_media:
     input:
         unpack(reconstruct_inputs),
     output:
-        folder=directory(reconstruct_folder()),
+        folder=directory("results/reconstruct/{name}"),
     log:
-        f"results/logs/reconstruct/{Path(reconstruct_folder()).name}.log",
+        "results/logs/reconstruct/{name}.log",
     benchmark:
-        f"results/benchmarks/reconstruct/{Path(reconstruct_folder()).name}.tsv"
+        "results/benchmarks/reconstruct/{name}.tsv"
     params:
         config=RESOLVED_CONFIG,
         settings=settings("reconstruct", "preprocess", "render", "resources", "features", "device"),
@@ -189,3 +189,8 @@ rule reconstruct:
     shell:
         "augane reconstruct {input.media:q} --config {params.config:q} --out-dir {output.folder:q} "
         "--threads {threads} > {log} 2>&1"
+
+
+rule reconstruct:
+    input:
+        reconstruct_targets,
