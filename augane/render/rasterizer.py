@@ -61,7 +61,7 @@ _MAX_SIDE_LOG2 = 15
 
 def _default_chunk_elements(device: torch.device) -> int:
     """Candidate pixels processed per step: cache-sized on CPU, large on GPUs."""
-    return 1 << 16 if device.type == "cpu" else 1 << 22
+    return 1 << 18 if device.type == "cpu" else 1 << 24
 
 
 def normalise_image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -268,7 +268,7 @@ def rasterize(
         raise ValueError("vertices contain NaN or infinite values")
     pixel_xy = normalised_to_pixels(vertices[..., :2], width, height).reshape(-1, 2)
     offsets = torch.arange(batch, device=device) * num_vertices
-    corner_ids = (faces.T[:, None, :] + offsets[None, :, None]).reshape(3, batch * num_faces)
+    corner_ids = (faces.T.contiguous()[:, None, :] + offsets[None, :, None]).reshape(3, batch * num_faces)
     chunk = max(1, chunk_elements or _default_chunk_elements(device))
     with torch.no_grad():
         flat = pixel_xy.detach()
@@ -379,19 +379,91 @@ def _visibility_keys(
         face_bits: bits of ``u``;
         coefficients: (6, n) ``g1x, g1y, g2x, g2y, x0, y0`` (see :class:`_Barycentrics`).
     """
-    device, dtype = xy.device, xy.dtype
+    device = xy.device
     total_faces = batch * num_faces
     keys = torch.full((batch * height * width,), math.inf, dtype=torch.float64, device=device)
-    empty = torch.zeros(0, dtype=torch.int64, device=device)
-    if total_faces == 0:
-        return _Visibility(keys, empty, empty.view(3, 0), 1, xy.new_zeros((6, 0)))
+    # Keys hold a column of the face tables, below 2**face_bits, above a depth level.
+    face_bits = max(1, total_faces.bit_length())
+    z64 = z.double()
+    frame = _DepthFrame(z64, face_bits)
+    images_per_group = _images_per_group(device, num_faces)
+    tables = []
+    columns = 0
+    for first_image in range(0, batch, images_per_group):
+        faces = slice(first_image * num_faces, min(batch, first_image + images_per_group) * num_faces)
+        table = _group_keys(
+            keys, xy, z64, corner_ids[:, faces], faces.start, columns, frame, num_faces, height, width,
+            cull_backfaces, chunk_elements,
+        )
+        columns += table[0].numel()
+        tables.append(table)
+    if len(tables) == 1:
+        face_ids, face_corners, coefficients = tables[0]
+    elif tables:
+        face_ids, face_corners, coefficients = (torch.cat(parts, dim=-1) for parts in zip(*tables))
+    else:
+        face_ids = torch.zeros(0, dtype=torch.int64, device=device)
+        face_corners, coefficients = face_ids.view(3, 0), xy.new_zeros((6, 0))
+    return _Visibility(keys, face_ids, face_corners, face_bits, coefficients)
 
+
+def _images_per_group(device: torch.device, num_faces: int) -> int:
+    """Images whose faces are rasterised together (whole images, up to about 2**18 faces on CPU and
+    2**21 on GPUs): bounds the per-face working memory. Larger groups are faster (fewer, larger
+    operations), even on CPU where smaller ones would fit the caches better."""
+    group_faces = 1 << 18 if device.type == "cpu" else 1 << 21
+    return max(1, group_faces // max(1, num_faces))
+
+
+class _DepthFrame:
+    """Quantisation of the batch's depth range into integer levels (float64 keys stay exact).
+
+    ``level = z * scale + offset`` maps the range onto ``[4, levels + 4]``; keys are
+    ``floor(level) * 2**face_bits + column`` with levels clamped to ``[0, max_level]``.
+    """
+
+    def __init__(self, z64: Tensor, face_bits: int):
+        self.levels = float(1 << min(32, 51 - face_bits))
+        if z64.numel():
+            z_low, z_high = torch.aminmax(z64)
+        else:
+            z_low = z_high = z64.new_zeros(())
+        self.scale = self.levels / torch.clamp(z_high - z_low, min=1e-30)
+        self.offset = 4.0 - z_low * self.scale
+        self.max_level = self.levels + 8.0
+        self.key_scale = float(1 << face_bits)
+
+
+def _group_keys(
+    keys: Tensor,
+    xy: Tensor,
+    z64: Tensor,
+    corner_ids: Tensor,
+    first_face: int,
+    first_column: int,
+    frame: _DepthFrame,
+    num_faces: int,
+    height: int,
+    width: int,
+    cull_backfaces: bool,
+    chunk_elements: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Rasterise the faces ``first_face ..`` (whole images) into ``keys``.
+
+    Args:
+        corner_ids: (3, f) batch-global vertex indices of the group's faces.
+        first_column: column of the group's first usable face in the face tables.
+    Returns:
+        The group's face tables: ``face_ids`` (n,), ``face_corners`` (3, n), ``coefficients`` (6, n).
+    """
+    device, dtype = xy.device, xy.dtype
+    group_faces = corner_ids.shape[1]
     # Orientation of every face: twice the signed area p - q, in the working dtype, with the faces
     # whose sign rounding could flip recomputed exactly (float64 products of float32 differences).
     xs, ys = xy[:, 0] - 0.5, xy[:, 1] - 0.5
     flat_ids = corner_ids.reshape(-1)
-    cx = xs.index_select(0, flat_ids).view(3, total_faces)
-    cy = ys.index_select(0, flat_ids).view(3, total_faces)
+    cx = xs.index_select(0, flat_ids).view(3, group_faces)
+    cy = ys.index_select(0, flat_ids).view(3, group_faces)
     p = (cx[1] - cx[0]) * (cy[2] - cy[0])
     q = (cy[1] - cy[0]) * (cx[2] - cx[0])
     twice_area = p - q
@@ -405,33 +477,29 @@ def _visibility_keys(
             twice_area[unsure] = (exact.abs().clamp(min=tiny) * exact.sign()).to(dtype)
     # Image y points down: a face whose model normal faces the viewer winds clockwise on screen.
     usable = twice_area < 0 if cull_backfaces else twice_area != 0
-    face_ids = usable.nonzero().squeeze(1)
-    count = face_ids.numel()
-    if count == 0:
-        return _Visibility(keys, face_ids, empty.view(3, 0), 1, xy.new_zeros((6, 0)))
-    face_bits = count.bit_length()
-
-    face_corners = torch.stack([corner_ids[k].index_select(0, face_ids) for k in range(3)])
-    xa, xb, xc = (cx[k].index_select(0, face_ids) for k in range(3))
-    ya, yb, yc = (cy[k].index_select(0, face_ids) for k in range(3))
+    local_ids = usable.nonzero().squeeze(1)
+    count = local_ids.numel()
+    face_ids = local_ids + first_face
+    face_corners = corner_ids.new_empty((3, count))
+    for k in range(3):
+        torch.index_select(corner_ids[k], 0, local_ids, out=face_corners[k])
+    xa, xb, xc = (cx[k].index_select(0, local_ids) for k in range(3))
+    ya, yb, yc = (cy[k].index_select(0, local_ids) for k in range(3))
     e1x, e1y, e2x, e2y = xb - xa, yb - ya, xc - xa, yc - ya
-    inverse_area = 1.0 / twice_area.index_select(0, face_ids)
+    inverse_area = 1.0 / twice_area.index_select(0, local_ids)
     coefficients = _barycentric_coefficients(xa, ya, e1x, e1y, e2x, e2y, inverse_area)
+    if count == 0:
+        return face_ids, face_corners, coefficients
 
-    # Depth in quantised levels of the batch's depth range, a plane over the image:
+    # Depth in quantised levels, a plane over the image:
     # level(col, row) = origin + step_x * col + step_y * row (evaluated in float64).
-    z64 = z.double()
-    z_low, z_high = torch.aminmax(z64)
-    levels = float(1 << min(32, 51 - face_bits))
-    scale = levels / torch.clamp(z_high - z_low, min=1e-30)
-    offset = 4.0 - z_low * scale
-    za, zb, zc = (z64.index_select(0, face_corners[k]).mul_(scale).add_(offset) for k in range(3))
+    za, zb, zc = (z64.index_select(0, face_corners[k]).mul_(frame.scale).add_(frame.offset) for k in range(3))
     dz1, dz2 = (zb - za).to(dtype), (zc - za).to(dtype)
     step_x = ((dz1 * e2y - dz2 * e1y) * inverse_area).double()
     step_y = ((dz2 * e1x - dz1 * e2x) * inverse_area).double()
     origin = za - step_x * xa.double() - step_y * ya.double()
     image_base = torch.div(face_ids, num_faces, rounding_mode="floor").double() * float(height * width)
-    depth = [origin, step_x, step_y, image_base, torch.arange(count, device=device, dtype=torch.float64)]
+    column = torch.arange(first_column, first_column + count, device=device, dtype=torch.float64)
 
     # Corners sorted by y. The face is drawn as two trapezoids: rows above the middle corner between
     # the long edge (top to bottom corner) and the upper short edge, rows from the middle corner on
@@ -441,11 +509,13 @@ def _visibility_keys(
     x0, y0, x1, y1 = _sort_pair(x0, y0, x1, y1)
     long_edge = _edge(x0, y0, x2, y2)
     top, middle, bottom = (torch.ceil(y).clamp_(0, height) for y in (y0, y1, y2))
-    max_level = levels + 8.0
     for short_edge, start, stop in ((_edge(x0, y0, x1, y1), top, middle), (_edge(x1, y1, x2, y2), middle, bottom)):
-        per_trapezoid = [stop - start, start, stop, *long_edge, *short_edge, *depth]
-        _scatter_trapezoids(keys, per_trapezoid, width, face_bits, max_level, chunk_elements)
-    return _Visibility(keys, face_ids, face_corners, face_bits, coefficients)
+        start64 = start.double()
+        level_start = origin + step_y * start64
+        pixel_start = image_base + start64 * width
+        per_trapezoid = [stop - start, start, *long_edge, *short_edge, level_start, pixel_start, step_x, step_y, column]
+        _scatter_trapezoids(keys, per_trapezoid, width, frame, chunk_elements)
+    return face_ids, face_corners, coefficients
 
 
 def _barycentric_coefficients(
@@ -457,8 +527,8 @@ def _barycentric_coefficients(
     return torch.stack([e2y * inverse_area, e2x * minus_inverse, e1y * minus_inverse, e1x * inverse_area, xa, ya])
 
 
-_FIRST_PASS_ROWS = 2
-"""Rows of every trapezoid handled in the first pass (FLAME-sized meshes at 224 px: 0-4 rows)."""
+_FIRST_PASS_ROWS = 1
+"""Rows of every trapezoid handled in the first pass (FLAME-sized meshes at 224 px: mostly 0-2 rows)."""
 
 
 def _edge(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> list[Tensor]:
@@ -471,7 +541,7 @@ def _edge(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> list[Tensor]:
 
 
 def _scatter_trapezoids(
-    keys: Tensor, per_trapezoid: list[Tensor], width: int, face_bits: int, max_level: float, chunk_elements: int
+    keys: Tensor, per_trapezoid: list[Tensor], width: int, frame: _DepthFrame, chunk_elements: int
 ) -> None:
     """Write the keys of ``n`` trapezoids, rows in passes.
 
@@ -487,7 +557,7 @@ def _scatter_trapezoids(
     """
     first_row, pass_rows = 0, _FIRST_PASS_ROWS
     while True:
-        _scatter_rows(keys, per_trapezoid[1:], first_row, pass_rows, width, face_bits, max_level, chunk_elements)
+        _scatter_rows(keys, per_trapezoid, first_row, pass_rows, width, frame, chunk_elements)
         first_row += pass_rows
         pass_rows = first_row
         remaining = (per_trapezoid[0] > first_row).nonzero().squeeze(1)
@@ -502,8 +572,7 @@ def _scatter_rows(
     first_row: int,
     rows: int,
     width: int,
-    face_bits: int,
-    max_level: float,
+    frame: _DepthFrame,
     chunk_elements: int,
 ) -> None:
     """Write the nearest-face keys of rows ``first_row .. first_row + rows - 1`` of ``n`` trapezoids.
@@ -520,12 +589,11 @@ def _scatter_rows(
 
     Args:
         keys: (B*H*W,) float64 key buffer, updated in place.
-        per_trapezoid: (n,) tensors as for :func:`_scatter_trapezoids`, less
-            the first.
-        max_level: depth levels of covered pixels lie in ``[0, max_level]``.
+        per_trapezoid: (n,) tensors as for :func:`_scatter_trapezoids`.
+        frame: the depth quantisation (levels clamped to ``[0, frame.max_level]``).
     """
-    row_start, row_stop, long_xa, long_ya, long_slope, short_xa, short_ya, short_slope = per_trapezoid[:8]
-    origin, step_x, step_y, image_base, face_key = per_trapezoid[8:]
+    row_count, row_start, long_xa, long_ya, long_slope, short_xa, short_ya, short_slope = per_trapezoid[:8]
+    level_start, pixel_start, step_x, step_y, face_key = per_trapezoid[8:]
     device, dtype = row_start.device, row_start.dtype
 
     # Row stage (rows, n).
@@ -535,7 +603,7 @@ def _scatter_rows(
     short_x = (row - short_ya).mul_(short_slope).add_(short_xa)
     first = torch.minimum(long_x, short_x).ceil_().clamp_(0.0, float(width))
     length = torch.maximum(long_x, short_x).ceil_().clamp_(max=float(width)).sub_(first).clamp_(min=0.0)
-    length = length.mul_(row < row_stop).long().view(-1)
+    length = length.mul_(offset < row_count).long().view(-1)
     ends = torch.cumsum(length, 0)
     total = int(ends[-1])
     if total == 0:
@@ -544,13 +612,12 @@ def _scatter_rows(
 
     # Per row, with m the candidate's index in the pass: level = level_m0 + step_x * m and
     # pixel = pixel_m0 + m (the row's values at its first pixel, moved back to m = 0).
-    row = row.double()
     shift = first.double().sub_(starts.view(first.shape))
-    level_m0 = (step_y * row).add_(origin).add_(step_x * shift).view(-1)
-    pixel_m0 = row.mul_(float(width)).add_(image_base).add_(shift).view(-1)
+    offset = offset.double()
+    level_m0 = (step_x * shift).add_(level_start + step_y * offset).view(-1)
+    pixel_m0 = shift.add_(pixel_start + offset * width).view(-1)
     row_step = step_x.expand(rows, -1).reshape(-1)
     row_key = face_key.expand(rows, -1).reshape(-1)
-    scale = float(1 << face_bits)
     for begin_row, end_row in _chunk_bounds(ends, total, chunk_elements):
         begin = 0 if begin_row == 0 else int(starts[begin_row])
         end = total if end_row == ends.numel() else int(ends[end_row - 1])
@@ -563,7 +630,7 @@ def _scatter_rows(
         m = torch.arange(begin, end, device=device, dtype=torch.float64)
         index = (pixel_m0.index_select(0, row_of) + m).long()
         key = (row_step.index_select(0, row_of) * m).add_(level_m0.index_select(0, row_of)).floor_()
-        key = key.clamp_(0.0, max_level).mul_(scale).add_(row_key.index_select(0, row_of))
+        key = key.clamp_(0.0, frame.max_level).mul_(frame.key_scale).add_(row_key.index_select(0, row_of))
         keys.scatter_reduce_(0, index, key, reduce="amin")
 
 
