@@ -126,3 +126,19 @@ def test_emoca_is_refused_on_a_cache_without_it(tiny_disfa, tmp_path):
         del group["emoca_pose"]
     with pytest.raises(DataError, match="no EMOCA output"):
         reconstruct_frames(tiny_disfa.config, cache, _inputs(tiny_disfa), "emoca")
+
+
+@pytest.mark.cuda
+def test_cuda_reconstruction_agrees_with_cpu(tiny_disfa, results):
+    """On CUDA (the detector under bf16 autocast, as the feature stage) the scores stay close to the CPU's."""
+    frames = _inputs(tiny_disfa)
+    for method in ("augane", "deca"):
+        cuda = reconstruct_frames(tiny_disfa.config, tiny_disfa.cache_dir, frames, method,
+                                  checkpoint=tiny_disfa.checkpoint, ground_truth=tiny_disfa.ground_truth,
+                                  batch_size=4, device="cuda")
+        assert cuda.provenance["device"].startswith("cuda")
+        columns = [c for c in cuda.predictions.columns if c.startswith("prob_")]
+        np.testing.assert_allclose(cuda.predictions[columns].to_numpy(float),
+                                   results[method].predictions[columns].to_numpy(float), atol=0.05, equal_nan=True)
+        np.testing.assert_allclose(cuda.errors["vertex_error_mm"], results[method].errors["vertex_error_mm"],
+                                   rtol=1e-3, atol=1e-3, equal_nan=True)
