@@ -74,6 +74,9 @@ def write_grid_images(
         the paths written.
     """
     written: list[Path] = []
+    if chosen.empty:
+        log.info("no qualitative frames requested (evaluate.disfa.qualitative_frames is 0); no image written")
+        return written
     selected = select_frames(frames, list(zip(chosen["subject"].astype(str), chosen["frame"].astype(int))))
     if selected.empty:
         log.warning("none of the %d chosen frames is in the frames table; no qualitative image written", len(chosen))
