@@ -15,17 +15,19 @@
 #       GPUs be scheduled.
 #       Clients use the cluster with: export SLURM_CONF=DIR/slurm.conf
 #   slurm-cluster.sh stop [DIR]
-#       cancel the cluster's jobs and stop its processes (by PID, after
-#       checking that each belongs to this cluster); without DIR, stop the
-#       cluster recorded as running (see REGISTRY below), if any
+#       cancel the cluster's jobs, then stop its processes (daemons, job
+#       steps, job processes, watchdog); without DIR, every cluster of this
+#       script still running on the machine
 #   slurm-cluster.sh status [DIR]
 #       print sinfo/squeue of the cluster; exit 1 when it is not running
 #
-# One cluster at a time per machine: the ports 6817-6818 are fixed. Callers
-# that may run concurrently serialise on the lock file $LOCK_FILE (flock); the
-# pytest fixture in tests/cluster/ does. Every process of a cluster carries
-# AUGANE_SLURM_CLUSTER=DIR in its environment, which is how `stop` recognises
-# it (and nothing else) even when PID files are stale.
+# One cluster at a time per machine: the ports 6817-6818 are fixed, and
+# `start` first stops a cluster left over by an earlier run. Callers that may
+# run concurrently serialise on /run/augane-slurm-cluster/lock (flock); the
+# pytest fixtures in tests/cluster/ do. Every process of a cluster carries
+# AUGANE_SLURM_CLUSTER=DIR in its environment (the daemons from `start`, job
+# processes from the task prolog): `stop` signals exactly those, by PID, and
+# nothing else - never a SLURM that this script did not start.
 
 set -euo pipefail
 
@@ -33,7 +35,6 @@ DIR=""
 SELF="$(readlink -f "${BASH_SOURCE[0]}")"
 REGISTRY_DIR="${AUGANE_SLURM_REGISTRY:-/run/augane-slurm-cluster}"
 REGISTRY="$REGISTRY_DIR/current"
-LOCK_FILE="$REGISTRY_DIR/lock"
 PORTS=(6817 6818)
 PACKAGES=(slurmctld slurmd slurm-client munge)
 EXIT_SKIP=77
@@ -167,7 +168,7 @@ stop_leftovers() {
 }
 
 wait_ports_free() {
-    local deadline=$((SECONDS + 15)) port busy
+    local deadline=$((SECONDS + 3)) port busy
     while true; do
         busy=""
         for port in "${PORTS[@]}"; do
@@ -220,9 +221,10 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-# squeue reports finished jobs for MinJobAge seconds: status checks by
-# squeue need it well above the first-check interval of the profile.
-MinJobAge=300
+# The controller remembers finished jobs for MinJobAge seconds: squeue (the
+# profile's status checks, and the tests reading the jobs' final states)
+# sees them that long. A test run lasts minutes.
+MinJobAge=3600
 ReturnToService=2
 TaskProlog=$dir/task-prolog.sh
 # Advertise more than the machine has so that rules asking for more CPUs or
@@ -323,7 +325,6 @@ cmd_start() {
         setsid bash "$SELF" _watch "$DIR" "" "$max_seconds" \
             </dev/null >"$DIR/log/watchdog.log" 2>&1 &
     fi
-    echo $! >"$DIR/watchdog.pid"
 
     runuser -u munge -- env AUGANE_SLURM_CLUSTER="$DIR" munged \
         --socket="$DIR/munge/munge.socket" --key-file="$DIR/munge/munge.key" \

@@ -69,7 +69,7 @@ class SlurmCluster:
 
     def job_states(self) -> dict[str, str]:
         """SLURM state (COMPLETED, FAILED, ...) of every job the controller
-        still remembers (finished jobs for MinJobAge = 300 s), by job id."""
+        still remembers (finished jobs: for MinJobAge = 3600 s), by job id."""
         output = subprocess.run(
             ["squeue", "--states=all", "--noheader", "--format=%i|%T"],
             env=self.environment(),
@@ -79,6 +79,19 @@ class SlurmCluster:
             timeout=30,
         ).stdout
         return dict(line.split("|", 1) for line in output.split())
+
+    def job_details(self, job_id: str) -> dict[str, str]:
+        """`scontrol show job` of a job the controller still remembers, as
+        {field: value} (e.g. TresPerJob=gres:gpu:2, NumCPUs=4)."""
+        output = subprocess.run(
+            ["scontrol", "--oneliner", "show", "job", job_id],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+        return dict(field.split("=", 1) for field in output.split() if "=" in field)
 
 
 @contextlib.contextmanager
