@@ -2,8 +2,10 @@
 
 Both stand-ins (:mod:`augane.demo.train_au_detector`, :mod:`augane.demo.train_deca`)
 train from random initialisation on the synthetic training crops with AdamW
-and a per-step cosine learning rate (as OpenGraphAU's training scripts do),
-then score themselves on the held-out identities.
+and a per-step cosine learning rate (as OpenGraphAU's training scripts do,
+after a short warm-up), then score themselves on the held-out identities.
+Neither uses colour jitter: the world already varies light, albedo and
+background, and the DECA stand-in regresses light and albedo.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ class TrainingSettings:
         weight_decay: AdamW's decoupled weight decay.
     """
 
-    epochs: int = 4
+    epochs: int = 8
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 5e-4
 
 
@@ -85,9 +87,14 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
     return max(1, count // batch_size) if count > 1 else 0
 
 
+#: Steps of linear warm-up before the cosine decay (training from random initialisation).
+WARMUP_STEPS = 50
+
+
 def cosine_lr(optimizer: torch.optim.Optimizer, peak: float, step: int, total: int) -> float:
-    """Set the learning rate of ``step`` (0-based) of ``total``: ``peak * (1 + cos(pi * step / total)) / 2``."""
-    lr = peak * (1.0 + math.cos(math.pi * step / max(total, 1))) / 2.0
+    """Set the learning rate of ``step`` (0-based) of ``total``: ``peak * (1 + cos(pi * step / total)) / 2``,
+    ramped up linearly over the first :data:`WARMUP_STEPS` steps."""
+    lr = peak * (1.0 + math.cos(math.pi * step / max(total, 1))) / 2.0 * min(1.0, (step + 1) / WARMUP_STEPS)
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
@@ -96,21 +103,3 @@ def cosine_lr(optimizer: torch.optim.Optimizer, peak: float, step: int, total: i
 def to_images(crops: np.ndarray) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float32 in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def colour_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
-    """Random brightness, contrast and saturation factors in ``[1 - strength, 1 + strength]`` per image
-    (torchvision's ColorJitter without hue), on (B, 3, H, W) in [0, 1]."""
-    if strength <= 0:
-        return images
-    batch = images.shape[0]
-
-    def factors() -> torch.Tensor:
-        return (1.0 + (torch.rand(batch, 1, 1, 1, generator=generator) * 2.0 - 1.0) * strength).to(images.dtype)
-
-    images = images * factors()
-    grey = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)
-    images = (images - grey.mean(dim=(2, 3), keepdim=True)) * factors() + grey.mean(dim=(2, 3), keepdim=True)
-    grey = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)
-    images = (images - grey) * factors() + grey
-    return images.clamp(0.0, 1.0)

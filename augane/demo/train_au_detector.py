@@ -6,8 +6,8 @@ loads through :func:`augane.features.networks.load_au_detector_from_config`
 like a released one. Training follows OpenGraphAU's recipe, scaled down:
 
 * inputs: the preprocess crops, ``Resize(resize)`` then a random
-  ``input_size`` crop and colour jitter (brightness, contrast, saturation), the
-  reference's training transform; ImageNet normalisation;
+  ``input_size`` crop, the reference's training transform without its colour
+  jitter (the world varies light and albedo already); ImageNet normalisation;
 * targets: an output is on when its AU's label reaches
   ``demo.detectors.label_threshold`` (DISFA's convention: intensity >= 2).
   Left/right sub-AUs take their AU's label (the demo face is symmetric).
@@ -18,6 +18,12 @@ like a released one. Training follows OpenGraphAU's recipe, scaled down:
   negative term taken without gradient, and ``w_k`` the inverse positive rate
   of output ``k`` normalised to mean 1 over the outputs that have positives
   (outputs without positives get weight 1);
+* an auxiliary training-only term (not saved: the checkpoint keeps the
+  released layout): a linear read-out of each AU node's AFG feature f_v
+  regresses the AU's intensity / 5 (smooth L1, weight :data:`INTENSITY_WEIGHT`).
+  Graded targets on every image teach a network trained from scratch
+  faster than binary ones, and make f_v (the paper's AU-specific features)
+  carry intensity;
 * AdamW with a per-step cosine learning rate, from random initialisation.
 
 Then the checkpoint is read back through the loader and scored on the
@@ -46,7 +52,6 @@ from augane.demo.standin_training import (
     STAND_IN_PROVENANCE,
     DetectorData,
     batches,
-    colour_jitter,
     cosine_lr,
     steps_per_epoch,
     to_images,
@@ -64,8 +69,8 @@ log = logging.getLogger(__name__)
 
 #: Decision threshold on the cosine scores (the reference's).
 DECISION_THRESHOLD = 0.5
-#: Colour jitter strength (OpenGraphAU: 0.4).
-JITTER = 0.4
+#: Weight of the auxiliary intensity read-out of the AFG features.
+INTENSITY_WEIGHT = 2.0
 
 
 def _base_au(output: int | str) -> int:
@@ -101,6 +106,30 @@ def output_targets(labels: pd.DataFrame, outputs: Sequence[int | str], threshold
     return targets, mask
 
 
+def intensity_targets(labels: pd.DataFrame, nodes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Intensity / 5 per AU node, (N, len(nodes)) float32, and its mask; 0 for AUs the world never shows."""
+    values = np.zeros((len(labels), len(nodes)), np.float32)
+    mask = np.ones(values.shape, bool)
+    for position, au in enumerate(nodes):
+        if au in DEMO_AUS:
+            column = labels[au_label(au)].to_numpy()
+            values[:, position] = np.clip(column, 0, 5) / 5.0
+            mask[:, position] = column >= 0
+    return values, mask
+
+
+class IntensityReadout(torch.nn.Module):
+    """Training-only linear read-out of each AU node's AFG feature: (B, N, d) -> (B, N) intensity / 5."""
+
+    def __init__(self, nodes: int, channels: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(nodes, channels))
+        self.bias = torch.nn.Parameter(torch.zeros(nodes))
+
+    def forward(self, afg: torch.Tensor) -> torch.Tensor:
+        return (afg * self.weight[None]).sum(dim=-1) + self.bias
+
+
 def class_weights(targets: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(K,) inverse positive rates normalised to mean 1 over outputs with positives; 1 for the others."""
     valid = mask.sum(axis=0)
@@ -124,13 +153,13 @@ def weighted_asymmetric_loss(prob: torch.Tensor, target: torch.Tensor, mask: tor
 
 
 def training_input(crops: np.ndarray, resize: int, input_size: int, generator: torch.Generator) -> torch.Tensor:
-    """The reference's training transform on (B, S, S, 3) uint8 crops: Resize, RandomCrop, ColorJitter, Normalize."""
+    """The reference's training transform on (B, S, S, 3) uint8 crops (without colour jitter): Resize, RandomCrop,
+    Normalize."""
     images = resize_shorter_side(to_images(crops), resize)
     height, width = images.shape[-2:]
     tops = torch.randint(0, height - input_size + 1, (len(images),), generator=generator).tolist()
     lefts = torch.randint(0, width - input_size + 1, (len(images),), generator=generator).tolist()
     images = torch.stack([image[:, t:t + input_size, l:l + input_size] for image, t, l in zip(images, tops, lefts)])
-    images = colour_jitter(images, JITTER, generator)
     mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (images - mean) / std
@@ -178,7 +207,10 @@ def _fit(detector: MEFARG, train: CropSet, targets: np.ndarray, mask: np.ndarray
          config: Mapping[str, Any], seed: int, max_steps: int | None) -> dict[str, Any]:
     settings = training_settings(config, "au_detector")
     weight = torch.from_numpy(class_weights(targets, mask))
-    optimizer = torch.optim.AdamW(detector.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    intensity, intensity_mask = intensity_targets(train.labels, detector.afg_aus)
+    readout = IntensityReadout(len(detector.afg_aus), detector.channels)
+    optimizer = torch.optim.AdamW([*detector.parameters(), *readout.parameters()], lr=settings.lr,
+                                  weight_decay=settings.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     total = steps_per_epoch(len(train), settings.batch_size) * settings.epochs
     if max_steps is not None:
@@ -191,8 +223,12 @@ def _fit(detector: MEFARG, train: CropSet, targets: np.ndarray, mask: np.ndarray
                 break
             cosine_lr(optimizer, settings.lr, step, total)
             images = training_input(train.images[index], au.resize, au.input_size, generator)
-            prob = detector(images).prob
-            loss = weighted_asymmetric_loss(prob, torch.from_numpy(targets[index]), torch.from_numpy(mask[index]), weight)
+            output = detector(images)
+            loss = weighted_asymmetric_loss(output.prob, torch.from_numpy(targets[index]), torch.from_numpy(mask[index]),
+                                            weight)
+            known = torch.from_numpy(intensity_mask[index])
+            loss = loss + INTENSITY_WEIGHT * torch.nn.functional.smooth_l1_loss(
+                readout(output.afg)[known], torch.from_numpy(intensity[index])[known], beta=0.1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -203,7 +239,7 @@ def _fit(detector: MEFARG, train: CropSet, targets: np.ndarray, mask: np.ndarray
                          np.mean(recent[-50:]), (time.perf_counter() - started) / step)
     seconds = time.perf_counter() - started
     return {"epochs": settings.epochs, "steps": step, "batch_size": settings.batch_size, "lr": settings.lr,
-            "weight_decay": settings.weight_decay, "seconds": round(seconds, 1),
+            "weight_decay": settings.weight_decay, "intensity_weight": INTENSITY_WEIGHT, "seconds": round(seconds, 1),
             "seconds_per_step": round(seconds / max(step, 1), 3),
             "final_loss": round(float(np.mean(recent[-50:])), 5) if recent else None}
 

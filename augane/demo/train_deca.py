@@ -21,7 +21,8 @@ Supervision, all known exactly in the synthetic world:
   crop coordinates, weight :data:`LANDMARK_WEIGHT`).
 
 Input: the crop resized to ``input_size`` (the feature stage's DECA input),
-with colour jitter (no geometric augmentation: it would change the camera).
+not augmented (a geometric change would change the camera, a colour change
+the light and albedo it regresses).
 Scores on the held-out identities: RMSE per parameter group over its varying
 entries, landmark error in crop pixels and as NME (inter-ocular), and the
 expression-only vertex error in mm (true identity, no head rotation).
@@ -45,7 +46,6 @@ from augane.demo.standin_training import (
     STAND_IN_PROVENANCE,
     DetectorData,
     batches,
-    colour_jitter,
     cosine_lr,
     steps_per_epoch,
     to_images,
@@ -67,8 +67,6 @@ log = logging.getLogger(__name__)
 
 #: Weight of the landmark term (L1 in normalised crop coordinates) against the standardised parameter terms.
 LANDMARK_WEIGHT = 10.0
-#: Colour jitter strength of the inputs.
-JITTER = 0.3
 #: Entries whose training standard deviation is below this are treated as constant.
 CONSTANT_STD = 1e-8
 
@@ -141,7 +139,6 @@ def _fit(encoder: DecaCoarseEncoder, layer: FlameLayer, train: CropSet, targets:
     settings = training_settings(config, "deca")
     standardiser = Standardiser.fit(targets.params)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    generator = torch.Generator().manual_seed(seed + 1)
     total = steps_per_epoch(len(train), settings.batch_size) * settings.epochs
     if max_steps is not None:
         total = min(total, max_steps)
@@ -156,7 +153,7 @@ def _fit(encoder: DecaCoarseEncoder, layer: FlameLayer, train: CropSet, targets:
             if step >= total:
                 break
             cosine_lr(optimizer, settings.lr, step, total)
-            images = colour_jitter(resize(to_images(train.images[index]), input_size, input_size), JITTER, generator)
+            images = resize(to_images(train.images[index]), input_size, input_size)
             predicted = encoder(images).params
             target = torch.from_numpy(targets.params[index])
             landmarks = projected_landmarks(layer, predicted)

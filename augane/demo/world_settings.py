@@ -63,7 +63,7 @@ class AuSampling:
 
     neutral_fraction: float = 0.15
     prototype_fraction: float = 0.6
-    sparse_probability: float = 0.07
+    sparse_probability: float = 0.1
 
 
 @dataclass(frozen=True)
