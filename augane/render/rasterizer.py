@@ -11,33 +11,44 @@ increasing away from the viewer (the smallest z wins). Pixel ``(i, j)``
 
 How it works
 ------------
-Visibility is decided without gradients:
+Visibility is decided without gradients, for whole images at a time (all of
+a typical batch in one go; groups of images bound the memory of huge ones):
 
-1. Per face: its clipped screen box, an exact orientation test (float64:
-   products of float32 differences are exact there; zero-area faces are
-   skipped, back faces too when culling), its corners sorted by y, its
-   three edges and its depth plane.
-2. Faces are grouped by the size class of their box (tight classes on CPU,
-   square powers of two on GPUs, where padding is cheap and kernel launches
-   are not) and processed group by group in chunks of bounded size, tensors
-   laid out with the face axis last.
-3. Row stage, per face and box row: the covered pixel columns
-   ``[first, first + length)`` of the row (classic scanline, half-open in x
-   and in y). Each edge's crossing is computed from its upper endpoint with
-   the same float operations in whichever face evaluates it, so two faces
-   sharing an edge see bit-identical crossings: a pixel centre on a shared
-   edge or vertex belongs to exactly one of them (the top-left rule in y-down
-   coordinates), with no cracks and no double hits.
-4. Candidate stage, per face, row and column: a key packs a quantised depth
-   above the batch-global face index (an integer held exactly in a float64;
-   candidates past the row's span get ``+2**62``); one ``scatter_reduce``
-   (``amin``) per chunk keeps the nearest face per pixel (ties: lower index).
+1. Per face: an exact orientation test (float32 products with a rounding
+   bound; the few faces whose sign is in doubt are recomputed in float64,
+   where products of float32 differences are exact). Zero-area faces are
+   skipped, back faces too when culling; what follows works on the rest.
+2. Per remaining face: its corners sorted by y, its three edges, its depth
+   plane (in quantised levels) and its barycentric coefficients. The face is
+   drawn as two trapezoids, rows above its middle corner and rows from it on,
+   each between the long edge and one short edge.
+3. Row stage, per trapezoid and row: the covered pixel columns
+   ``[first, first + length)`` (classic scanline, half-open in x and in y).
+   Each edge's crossing is computed from its upper endpoint with the same
+   float operations in whichever face evaluates it, so two faces sharing an
+   edge see bit-identical crossings: a pixel centre on a shared edge or
+   vertex belongs to exactly one of them (the top-left rule in y-down
+   coordinates), with no cracks and no double hits. Rows come in passes (the
+   first row of every trapezoid, then further rows of those that have them,
+   doubling), so that the work follows the trapezoids' heights without sorting.
+4. Candidate stage: the spans are laid end to end, one candidate per covered
+   pixel (never a padded box), each with a key that packs the quantised depth
+   above the face's column in the face tables (an integer held exactly in a
+   float64); one ``scatter_reduce`` (``amin``) keeps the nearest face per
+   pixel (ties: the lower face index).
 
-The work is proportional to the faces' screen boxes, never to faces x pixels.
-The barycentrics of each pixel's winning face are then recomputed with an
-analytic backward pass (the same quantity pytorch3d differentiates), so
-images are differentiable with respect to vertex positions wherever the
-visible face does not change.
+Every step is a handful of whole-batch tensor operations (a few hundred per
+call, independent of the batch size), and the work is proportional to the
+covered pixels, never to faces x pixels. The barycentrics of each pixel's
+winning face then come from per-face coefficients with an analytic backward
+pass (the same quantity pytorch3d differentiates), so images are
+differentiable with respect to vertex positions wherever the visible face
+does not change.
+
+On CPU the cost is memory traffic: each operation streams its operands once,
+so the code keeps float64 to the depth keys and the exact fallbacks, uses
+1-D gathers and scatter-adds (much faster than row-wise ``index_add_``) and
+arithmetic selects (``torch.where`` is several times slower).
 """
 
 from __future__ import annotations
@@ -165,11 +176,13 @@ class Fragments:
                 raise ValueError(f"background must be {shape}, got {tuple(background.shape)}")
             canvas = background.to(values.dtype)
         else:
-            canvas = values.new_full(shape, float(background))
-        area = height * width
-        first = self.pixels + self.packed_batch * (channels - 1) * area
-        index = (first[None, :] + torch.arange(channels, device=first.device)[:, None] * area).reshape(-1)
-        return canvas.reshape(-1).index_put((index,), values.T.reshape(-1)).view(shape)
+            canvas = values.new_full((1, 1, 1, 1), float(background)).expand(shape)
+        return _ScatterChannels.apply(values.T, canvas, self.channel_base(channels))
+
+    def channel_base(self, channels: int) -> Tensor:
+        """(N,) flat index of each covered pixel's first channel in a (B, channels, H, W) image."""
+        height, width = self.image_size
+        return self.pixels + self.packed_batch * ((channels - 1) * height * width)
 
     def gather_image(self, image: Tensor) -> Tensor:
         """Values of a (B, C, H, W) image at the covered pixels: (N, C)."""
@@ -233,6 +246,44 @@ class _ScatterPixels(torch.autograd.Function):
         index = pixels[None] * channels + torch.arange(channels, device=pixels.device)[:, None]
         packed = grad.contiguous().view(-1).index_select(0, index.view(-1))
         return packed.view(channels, -1), None, None, None
+
+
+class _ScatterChannels(torch.autograd.Function):
+    """Channels-first packed values (C, N) written over a copy of a (B, C, H, W) canvas, with its backward.
+
+    Channel ``c`` of pixel ``n`` sits at ``base[n] + c * H * W`` of the flat
+    image: one ``index_copy_`` / ``index_select`` per channel on an offset view.
+    """
+
+    @staticmethod
+    def forward(ctx, values: Tensor, canvas: Tensor, base: Tensor) -> Tensor:
+        out = canvas.clone(memory_format=torch.contiguous_format)
+        area = out.shape[2] * out.shape[3]
+        flat = out.view(-1)
+        for c in range(values.shape[0]):
+            flat[c * area :].index_copy_(0, base, values[c])
+        ctx.save_for_backward(base)
+        ctx.area = area
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        (base,) = ctx.saved_tensors
+        grad = grad.contiguous()
+        flat = grad.view(-1)
+        channels = grad.shape[1]
+        grad_values = grad_canvas = None
+        if ctx.needs_input_grad[0]:
+            grad_values = grad.new_empty((channels, base.shape[0]))
+            for c in range(channels):
+                torch.index_select(flat[c * ctx.area :], 0, base, out=grad_values[c])
+        if ctx.needs_input_grad[1]:
+            grad_canvas = grad.clone()
+            canvas_flat = grad_canvas.view(-1)
+            for c in range(channels):
+                canvas_flat[c * ctx.area :].index_fill_(0, base, 0.0)
+        return grad_values, grad_canvas, None
 
 
 def rasterize(
@@ -527,8 +578,11 @@ def _barycentric_coefficients(
     return torch.stack([e2y * inverse_area, e2x * minus_inverse, e1y * minus_inverse, e1x * inverse_area, xa, ya])
 
 
-_FIRST_PASS_ROWS = 1
-"""Rows of every trapezoid handled in the first pass (FLAME-sized meshes at 224 px: mostly 0-2 rows)."""
+def _first_pass_rows(device: torch.device) -> int:
+    """Rows of every trapezoid in the first pass: one on CPU (FLAME-sized meshes at 224 px have
+    0-2 per trapezoid, and padded rows cost memory traffic), eight on GPUs (padding is cheap there;
+    the kernel launches and host synchronisations of each further pass are not)."""
+    return 1 if device.type == "cpu" else 8
 
 
 def _edge(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> list[Tensor]:
@@ -555,7 +609,7 @@ def _scatter_trapezoids(
             ``origin, step_x, step_y`` (the depth-level plane), the pixel index
             of the face's image and the face's key bits.
     """
-    first_row, pass_rows = 0, _FIRST_PASS_ROWS
+    first_row, pass_rows = 0, _first_pass_rows(keys.device)
     while True:
         _scatter_rows(keys, per_trapezoid, first_row, pass_rows, width, frame, chunk_elements)
         first_row += pass_rows

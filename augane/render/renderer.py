@@ -225,13 +225,13 @@ class MeshRenderer(nn.Module):
             colour = colour.clamp(0.0, 1.0)
 
         canvas = self._background(background, fragments, colour)
-        mask_values = colour.new_ones((1, colour.shape[1]))
         if mode == "shape":
             keep = (packed_normals[2].detach() > SHAPE_MIN_NORMAL_Z).to(colour.dtype)[None]
             colour = colour * keep + fragments.gather_image(canvas).T * (1.0 - keep)
-            mask_values = keep
+            mask = fragments.unpack_image(keep.T)
+        else:
+            mask = fragments.mask[:, None].to(colour.dtype)
         image = fragments.unpack_image(colour.T, canvas)
-        mask = fragments.unpack_image(mask_values.T)
         return RenderOutput(
             image=image,
             mask=mask,

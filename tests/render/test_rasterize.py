@@ -223,13 +223,56 @@ def test_empty_mesh_and_empty_batch() -> None:
     assert fragments.bary.shape == (0, 8, 8, 3)
 
 
-@pytest.mark.parametrize("first_pass_rows", [1, 3, 64])
-def test_row_passes_do_not_change_the_fragments(monkeypatch, first_pass_rows: int) -> None:
+@pytest.mark.parametrize("first_pass_rows, images_per_group", [(1, 1), (3, 2), (8, 3), (64, 1)])
+def test_row_passes_and_image_groups_do_not_change_the_fragments(monkeypatch, first_pass_rows, images_per_group) -> None:
     import augane.render.rasterizer as rasterizer
 
-    vertices, faces = random_scene(4, batch=2, num_faces=50)
+    vertices, faces = random_scene(4, batch=3, num_faces=50)
     reference = rasterize(vertices, faces, (21, 27))
-    monkeypatch.setattr(rasterizer, "_FIRST_PASS_ROWS", first_pass_rows)
+    monkeypatch.setattr(rasterizer, "_first_pass_rows", lambda device: first_pass_rows)
+    monkeypatch.setattr(rasterizer, "_images_per_group", lambda device, num_faces: images_per_group)
     other = rasterize(vertices, faces, (21, 27))
     assert torch.equal(other.face_index, reference.face_index)
     torch.testing.assert_close(other.bary, reference.bary, atol=0, rtol=0)
+
+
+def test_orientation_of_slivers_is_exact_in_float32() -> None:
+    """Near-collinear faces whose float32 area has the wrong sign are decided exactly (culling, degeneracy)."""
+    from augane.render.rasterizer import _visibility_keys
+
+    generator = torch.Generator().manual_seed(11)
+    count = 4000
+    start = 10.0 + 150.0 * torch.rand(count, 2, generator=generator, dtype=torch.float64)
+    direction = torch.randn(count, 2, generator=generator, dtype=torch.float64)
+    offsets = torch.rand(count, 2, generator=generator, dtype=torch.float64) * 20.0
+    normal = torch.stack([-direction[:, 1], direction[:, 0]], 1)
+    wobble = (torch.rand(count, generator=generator, dtype=torch.float64) - 0.5) * 1e-4
+    corners = torch.stack(
+        [start, start + offsets[:, :1] * direction, start + offsets[:, 1:] * direction + wobble[:, None] * normal], 1
+    ).float()  # (count, 3, 2): exactly representable in float32, so the float64 run sees the same triangles
+    xy = corners.reshape(-1, 2)
+    corner_ids = torch.arange(3 * count).view(count, 3).T.contiguous()
+    z = torch.zeros(3 * count)
+    # Exact orientation (float64 products of float32 differences) against the plain float32 estimate.
+    c = corners.double() - 0.5
+    exact = (c[:, 1, 0] - c[:, 0, 0]) * (c[:, 2, 1] - c[:, 0, 1]) - (c[:, 1, 1] - c[:, 0, 1]) * (c[:, 2, 0] - c[:, 0, 0])
+    f = corners - 0.5
+    rough = (f[:, 1, 0] - f[:, 0, 0]) * (f[:, 2, 1] - f[:, 0, 1]) - (f[:, 1, 1] - f[:, 0, 1]) * (f[:, 2, 0] - f[:, 0, 0])
+    assert int((torch.sign(rough).double() != torch.sign(exact)).sum()) > 10  # the test exercises the fallback
+    for cull in (False, True):
+        single = _visibility_keys(xy, z, corner_ids, 1, count, 200, 200, cull, 1 << 18)
+        double = _visibility_keys(xy.double(), z.double(), corner_ids, 1, count, 200, 200, cull, 1 << 18)
+        expected = (exact < 0 if cull else exact != 0).nonzero().squeeze(1)
+        assert torch.equal(single.face_ids, expected)
+        assert torch.equal(double.face_ids, expected)
+
+
+@pytest.mark.parametrize("batch, height, width", [(2, 7, 9), (70, 256, 240)])
+def test_pixel_centres_are_exact(batch: int, height: int, width: int) -> None:
+    from augane.render.rasterizer import _pixel_centres
+
+    total = batch * height * width  # the second case takes the float64 path (over 2**22 pixels)
+    pixels = torch.cat([torch.arange(0, min(total, 5000)), torch.arange(max(0, total - 5000), total)]).unique()
+    centre_x, centre_y = _pixel_centres(pixels, batch, height, width, torch.float32)
+    assert torch.equal(centre_x, (pixels % width).float())
+    assert torch.equal(centre_y, ((pixels // width) % height).float())
