@@ -22,18 +22,24 @@ positions and the colours, for the whole batch:
   pair is ``augane, culled`` vs ``deodr``; DEODR with its anti-aliased
   silhouettes (``sigma = 1``) is listed too.
 
-Each figure is the median wall time of ``--repeats`` steps after
-``--warmup``. Peak memory is measured in a fresh process per configuration
-(growth of the peak resident set size over one step on CPU, Linux only;
+The configurations run round-robin (one step of each in turn, ``--repeats``
+rounds after ``--warmup``), so that other load on the machine affects all of
+them alike; each figure is a median. With one thread the CPU time of the
+step is printed too (it does not count time the process waited for a core).
+The script runs under the Makefile's glibc allocator settings (large blocks
+kept mapped, as the workflow runs), re-executing itself to set them. Peak
+memory is measured in a fresh process per configuration (growth of the peak
+resident set size over one step on CPU, Linux only;
 ``max_memory_allocated`` on CUDA).
 
-    python benchmarks/bench_render.py [--threads T] [--device cpu|cuda|all] [--repeats N]
+    python benchmarks/bench_render.py [--threads 1,2] [--device cpu|cuda|all] [--repeats N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -119,17 +125,37 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_ms(step: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        step()
-    synchronise(device)
-    times = []
+def round_robin(
+    steps: list[tuple[str, Callable[[], None]]], device: torch.device, warmup: int, repeats: int
+) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU time (ms) of each step, the steps run one after the other ``repeats`` times."""
+    for _, step in steps:
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in steps}
     for _ in range(repeats):
-        started = time.perf_counter()
+        for label, step in steps:
+            synchronise(device)
+            wall, cpu = time.perf_counter(), time.process_time()
+            step()
+            synchronise(device)
+            times[label].append(((time.perf_counter() - wall) * 1000.0, (time.process_time() - cpu) * 1000.0))
+    return {label: tuple(statistics.median(t[k] for t in runs) for k in (0, 1)) for label, runs in times.items()}
+
+
+def count_operations(step: Callable[[], None]) -> int:
+    """Top-level ATen operations (views excluded) in one step, from the profiler."""
+    views = {"aten::view", "aten::select", "aten::slice", "aten::expand", "aten::reshape", "aten::t", "aten::transpose",
+             "aten::unsqueeze", "aten::squeeze", "aten::as_strided", "aten::unbind", "aten::permute", "aten::alias",
+             "aten::detach", "aten::empty", "aten::lift_fresh", "aten::split", "aten::_reshape_alias"}
+    with torch.profiler.profile() as profiler:
         step()
-        synchronise(device)
-        times.append((time.perf_counter() - started) * 1000.0)
-    return statistics.median(times)
+    return sum(
+        1
+        for event in profiler.events()
+        if event.name.startswith("aten::") and event.name not in views
+        and (event.cpu_parent is None or not event.cpu_parent.name.startswith("aten::"))
+    )
 
 
 def augane_step(vertices, faces, cam, colours, weights, size: int, cull: bool) -> Callable[[], None]:
@@ -236,60 +262,108 @@ def peak_memory_child(batch: int, size: int, device_name: str) -> None:
 
 
 def peak_memory(batch: int, size: int, device_name: str, threads: int) -> float:
-    command = [sys.executable, __file__, "--peak-memory-child", str(batch), str(size), device_name, "--threads", str(threads)]
+    command = [sys.executable, __file__, "--peak-memory-child", str(batch), str(size), device_name,
+               "--threads", str(threads)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
+ALLOCATOR_SETTINGS = {
+    "MALLOC_MMAP_THRESHOLD_": "4294967296",
+    "MALLOC_TRIM_THRESHOLD_": "68719476736",
+    "MALLOC_TOP_PAD_": "1073741824",
+}
+"""The Makefile's glibc settings: large blocks stay mapped (eager PyTorch on CPU is much faster so)."""
+
+
+def ensure_allocator_settings() -> None:
+    """Re-execute this script under :data:`ALLOCATOR_SETTINGS` where they are not set (Linux)."""
+    missing = {key: value for key, value in ALLOCATOR_SETTINGS.items() if key not in os.environ}
+    if missing and sys.platform.startswith("linux"):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **missing})
+
+
+def benchmark_cpu_threads(threads: int, warmup: int, repeats: int) -> None:
+    """Round-robin of AUGANE (three ways) and DEODR at one torch thread count, then the ratios."""
+    torch.set_num_threads(threads)
+    device = torch.device("cpu")
+    vertices, faces, cam, colours = batch_scene(device)
+    weights = torch.rand(BATCH, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(1))
+    deodr_hard, scenes = deodr_step(vertices, faces, cam, colours, weights, SIZE, antialiased=False)
+    deodr_soft, _ = deodr_step(vertices, faces, cam, colours, weights, SIZE, antialiased=True)
+    steps = [
+        ("augane rasterize+interpolate", augane_step(vertices, faces, cam, colours, weights, SIZE, cull=False)),
+        ("augane rasterize+interpolate, culled", augane_step(vertices, faces, cam, colours, weights, SIZE, cull=True)),
+        ("augane MeshRenderer (SH light)", renderer_step(vertices, faces, cam, colours, weights, SIZE)),
+        ("deodr, culled, hard edges", deodr_hard),
+        ("deodr, culled, anti-aliased silhouettes", deodr_soft),
+    ]
+    results = round_robin(steps, device, warmup, repeats)
+    cpu_note = " (CPU time of the step)" if threads == 1 else ""
+    print(f"\n[cpu, {threads} torch thread(s)] forward + backward, batch {BATCH} at {SIZE}x{SIZE}, "
+          f"median of {repeats} round-robin rounds{cpu_note}")
+    for label, (wall, cpu) in results.items():
+        extra = f"   cpu {cpu / BATCH:6.2f} ms/image" if threads == 1 else ""
+        print(f"  {label:42s} {wall:8.1f} ms/batch {wall / BATCH:7.2f} ms/image{extra}")
+    mismatch = coverage_check(vertices, faces, cam, SIZE, scenes)
+    print(f"  coverage differs from deodr on {100 * mismatch:.3f}% of pixels")
+    ours, theirs = results["augane rasterize+interpolate, culled"], results["deodr, culled, hard edges"]
+    line = f"  speed-up per image, augane culled vs deodr (same task): {theirs[0] / ours[0]:.2f}x wall"
+    if threads == 1:
+        line += f", {theirs[1] / ours[1]:.2f}x CPU time"
+    print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--threads", default=None,
+                        help="comma-separated torch CPU thread counts (default: 1 and torch's default)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--peak-memory-child", nargs=3, metavar=("BATCH", "SIZE", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    ensure_allocator_settings()
+    default_threads = torch.get_num_threads()
+    thread_counts = sorted({1, default_threads}) if args.threads is None else [int(t) for t in args.threads.split(",")]
     if args.peak_memory_child:
+        torch.set_num_threads(thread_counts[-1])
         batch, size, device_name = args.peak_memory_child
         peak_memory_child(int(batch), int(size), device_name)
         return
 
     vertices, faces = head_like_mesh()
     print(f"mesh: {vertices.shape[0]} vertices, {faces.shape[0]} faces; batch {BATCH} at {SIZE}x{SIZE}; "
-          f"torch {torch.__version__}, {args.threads} CPU thread(s)")
+          f"torch {torch.__version__}; {os.cpu_count()} CPU core(s) seen")
     devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else ["cpu", "cuda"]
     for device_name in devices:
         if device_name == "cuda" and not torch.cuda.is_available():
             print("cuda: no CUDA device present, skipped")
             continue
         device = torch.device(device_name)
-        vertices_b, faces_b, cam, colours = batch_scene(device)
-        weights = torch.rand(BATCH, SIZE, SIZE, 3, device=device, generator=None)
-        rows = []
-        for label, step in [
-            ("augane rasterize+interpolate", augane_step(vertices_b, faces_b, cam, colours, weights, SIZE, cull=False)),
-            ("augane rasterize+interpolate, culled", augane_step(vertices_b, faces_b, cam, colours, weights, SIZE, cull=True)),
-            ("augane MeshRenderer (SH light)", renderer_step(vertices_b, faces_b, cam, colours, weights, SIZE)),
-        ]:
-            rows.append((label, median_ms(step, device, args.warmup, args.repeats)))
-        print(f"\n[{device_name}] forward + backward, batch {BATCH} at {SIZE}x{SIZE}")
-        for label, ms in rows:
-            print(f"  {label:42s} {ms:9.1f} ms/batch {ms / BATCH:8.2f} ms/image")
         if device_name == "cpu":
-            culled = rows[1][1] / BATCH
-            for label, antialiased in [("deodr, culled, hard edges", False), ("deodr, culled, anti-aliased silhouettes", True)]:
-                step, scenes = deodr_step(vertices_b, faces_b, cam, colours, weights, SIZE, antialiased)
-                ms = median_ms(step, device, 1, max(3, args.repeats // 2))
-                print(f"  {label:42s} {ms:9.1f} ms/batch {ms / BATCH:8.2f} ms/image")
-                if not antialiased:
-                    deodr_hard = ms / BATCH
-                    mismatch = coverage_check(vertices_b, faces_b, cam, SIZE, scenes)
-            print(f"  coverage differs from deodr on {100 * mismatch:.3f}% of pixels")
-            print(f"  speed-up per image, augane culled vs deodr (same task): {deodr_hard / culled:.2f}x")
+            for threads in thread_counts:
+                benchmark_cpu_threads(threads, args.warmup, args.repeats)
+            torch.set_num_threads(1)
+            v, f, cam, colours = batch_scene(device)
+            weights = torch.rand(BATCH, SIZE, SIZE, 3)
+            operations = count_operations(augane_step(v, f, cam, colours, weights, SIZE, cull=True))
+            print(f"  ATen operations per augane forward + backward (views excluded): {operations}")
+        else:
+            vertices_b, faces_b, cam, colours = batch_scene(device)
+            weights = torch.rand(BATCH, SIZE, SIZE, 3, device=device)
+            steps = [
+                ("augane rasterize+interpolate", augane_step(vertices_b, faces_b, cam, colours, weights, SIZE, cull=False)),
+                ("augane rasterize+interpolate, culled", augane_step(vertices_b, faces_b, cam, colours, weights, SIZE, cull=True)),
+                ("augane MeshRenderer (SH light)", renderer_step(vertices_b, faces_b, cam, colours, weights, SIZE)),
+            ]
+            results = round_robin(steps, device, args.warmup, args.repeats)
+            print(f"\n[{device_name}] forward + backward, batch {BATCH} at {SIZE}x{SIZE}")
+            for label, (wall, _) in results.items():
+                print(f"  {label:42s} {wall:8.1f} ms/batch {wall / BATCH:7.2f} ms/image")
         print(f"\n[{device_name}] peak memory of one MeshRenderer forward + backward")
         for batch, size in [(16, 224), (4, 512)]:
-            print(f"  batch {batch:2d} at {size}x{size}: {peak_memory(batch, size, device_name, args.threads):8.1f} MiB")
+            print(f"  batch {batch:2d} at {size}x{size}: {peak_memory(batch, size, device_name, thread_counts[-1]):8.1f} MiB")
 
 
 if __name__ == "__main__":
