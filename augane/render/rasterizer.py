@@ -354,9 +354,9 @@ def _pixel_centres(pixels: Tensor, batch: int, height: int, width: int, dtype: t
 
     Float division of ``index + 0.5`` keeps the quotient at least ``0.5 / width`` away from
     integers, so ``floor`` is exact (and much faster than integer division): in float32 while
-    ``B*H*W < 2**22`` (rounding stays below that margin), else in float64.
+    ``B*H*W <= 2**21`` (rounding stays below half that margin), else in float64.
     """
-    work = torch.float32 if batch * height * width < (1 << 22) else torch.float64
+    work = torch.float32 if batch * height * width <= (1 << 21) else torch.float64
     index = pixels.to(work) + 0.5
     row_all = torch.floor(index * (1.0 / width))
     row = row_all - torch.floor((row_all + 0.5) * (1.0 / height)) * height

@@ -267,11 +267,11 @@ def test_orientation_of_slivers_is_exact_in_float32() -> None:
         assert torch.equal(double.face_ids, expected)
 
 
-@pytest.mark.parametrize("batch, height, width", [(2, 7, 9), (70, 256, 240)])
+@pytest.mark.parametrize("batch, height, width", [(2, 7, 9), (32, 256, 256), (70, 256, 240)])
 def test_pixel_centres_are_exact(batch: int, height: int, width: int) -> None:
     from augane.render.rasterizer import _pixel_centres
 
-    total = batch * height * width  # the second case takes the float64 path (over 2**22 pixels)
+    total = batch * height * width  # float32 up to 2**21 pixels (the first two cases), else float64
     pixels = torch.cat([torch.arange(0, min(total, 5000)), torch.arange(max(0, total - 5000), total)]).unique()
     centre_x, centre_y = _pixel_centres(pixels, batch, height, width, torch.float32)
     assert torch.equal(centre_x, (pixels % width).float())
