@@ -4,7 +4,8 @@
 #
 #   slurm-cluster.sh install
 #       install the Debian packages (slurmctld slurmd slurm-client munge) when
-#       missing; exit 77 when this machine cannot (not root, no apt-get)
+#       missing; exit 77 when this machine cannot run a test cluster (not
+#       root, or the packages are missing and there is no apt-get)
 #   slurm-cluster.sh start DIR [--owner-pid PID] [--max-seconds S] [--gpus N]
 #       configure a cluster in the scratch folder DIR (munge key, slurm.conf,
 #       state, spool, logs, PID files), stop any leftover cluster of an earlier
@@ -55,10 +56,12 @@ have_packages() {
 }
 
 cmd_install() {
+    # Running the daemons needs root too, so a non-root caller is told to
+    # skip even where the packages are there.
+    require_root
     if have_packages; then
         return 0
     fi
-    require_root
     if ! command -v apt-get >/dev/null; then
         log "skip: no apt-get on this machine, cannot install ${PACKAGES[*]}"
         exit "$EXIT_SKIP"

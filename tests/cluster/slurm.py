@@ -36,8 +36,9 @@ class ClusterUnavailable(RuntimeError):
 def install() -> float:
     """Install the SLURM and munge Debian packages when missing.
 
-    Returns the seconds it took. Raises ClusterUnavailable where packages
-    cannot be installed here, CalledProcessError when apt-get failed.
+    Returns the seconds it took. Raises ClusterUnavailable where this machine
+    cannot run a test cluster (not root; packages missing and no apt-get),
+    CalledProcessError when apt-get failed.
     """
     start = time.perf_counter()
     result = subprocess.run(["bash", str(SCRIPT), "install"], capture_output=True, text=True)

@@ -138,9 +138,10 @@ def test_start_refuses_ports_taken_by_a_program_it_did_not_start(scratch):
     assert not slurm.port_in_use(PORTS[0])
 
 
-def test_without_root_the_script_asks_to_skip(scratch):
+@pytest.mark.parametrize("command", ["install", "start"])
+def test_without_root_the_script_asks_to_skip(scratch, command):
     result = subprocess.run(
-        ["runuser", "-u", "nobody", "--", "bash", str(slurm.SCRIPT), "start", str(scratch / "cluster")],
+        ["runuser", "-u", "nobody", "--", "bash", str(slurm.SCRIPT), command, str(scratch / "cluster")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,6 +13,12 @@ a live single-node cluster, and
 
 The SLURM run also carries `cluster_test_flaky` (cluster-test.smk), a rule
 that fails on its first attempt.
+
+Training joins this module once the workflow has its `train` rule: `train`
+in tiny_config.TARGETS, `train: {gpu: 2, tasks_per_gpu: 0}` in the test
+overlay's set-resources (the test cluster's two fake GPUs, so the SLURM run
+trains with `torchrun --nproc-per-node 2` on the gloo backend), the local run
+with one process, and a test comparing the two checkpoints within tolerance.
 """
 
 from __future__ import annotations
