@@ -146,7 +146,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     if result.errors is not None:
         write_table(result.errors, args.errors_out, result.provenance)
     log.info("%s", json.dumps({key: result.provenance[key] for key in
-                               ("method", "frames", "reconstructed", "no_face", "frames_per_second")}))
+                               ("method", "frames", "reconstructed", "no_face", "frames_per_second",
+                                "mean_render_coverage", "mean_landmark_nme_input")}))
     return 0
 
 

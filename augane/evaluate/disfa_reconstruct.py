@@ -6,7 +6,10 @@ rendered over its crop and scored by the AU detector
 (:class:`~augane.evaluate.reconstruction.Reconstructor`), in batches on
 the configured device. The result is the method's rows of the predictions
 table (:mod:`augane.evaluate.predictions`): ``subject``, ``frame``,
-``method``, ``sample_id`` and ``prob_<AU>`` for every detector output. Frames
+``method``, ``sample_id``, ``prob_<AU>`` for every detector output, and the
+checks ``render_coverage`` and ``landmark_nme_input`` of
+:mod:`augane.evaluate.fidelity` (a warning is logged when a method's renders
+leave much of the input face uncovered). Frames
 the cache has no face for keep NaN probabilities ("no output"). On the
 synthetic world, per-frame errors against the ground truth are computed from
 the same reconstructions (:mod:`augane.evaluate.ground_truth`).
@@ -31,6 +34,7 @@ import torch
 from augane.aus import au_label
 from augane.errors import DataError
 from augane.evaluate.cached_frames import CachedFrames, FrameBatch
+from augane.evaluate.fidelity import LOW_COVERAGE, landmark_agreement, render_coverage
 from augane.evaluate.ground_truth import ERROR_COLUMNS, GroundTruth, frame_errors
 from augane.evaluate.reconstruction import Reconstructor, check_method
 from augane.features.runtime import resolve_device
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Key columns of the predictions and error rows written here.
 KEYS: tuple[str, ...] = ("subject", "frame", "method", "sample_id")
+#: Per-frame checks written beside the probabilities (see :mod:`augane.evaluate.fidelity`).
+CHECKS: tuple[str, ...] = ("render_coverage", "landmark_nme_input")
 
 
 @dataclass
@@ -47,7 +53,8 @@ class MethodResult:
     """One method's rows for the evaluated frames.
 
     Attributes:
-        predictions: ``subject, frame, method, sample_id, prob_<AU>...`` (one row per frame of the table).
+        predictions: ``subject, frame, method, sample_id, prob_<AU>..., render_coverage, landmark_nme_input``
+            (one row per frame of the table).
         errors: ``subject, frame, method, sample_id`` + :data:`~augane.evaluate.ground_truth.ERROR_COLUMNS`,
             or None without ground truth.
         provenance: method, checkpoint, networks, device, timings (JSON-ready).
@@ -124,6 +131,9 @@ def reconstruct_frames(
             result = reconstructor(part.batch)
             rows = _rows(part.keys, method)
             rows[columns] = result.rendered_prob.float().cpu().numpy().astype(np.float64)
+            input_landmarks = part.batch["landmarks_ndc"].cpu().numpy()
+            rows["render_coverage"] = render_coverage(result.render.mask[:, 0].cpu().numpy(), input_landmarks)
+            rows["landmark_nme_input"] = landmark_agreement(result.landmarks.cpu().numpy(), input_landmarks)
             predictions.append(rows)
             if truth is not None:
                 errors.append(pd.concat([_rows(part.keys, method), _errors(reconstructor, truth, part, result)],
@@ -135,12 +145,18 @@ def reconstruct_frames(
     if len(unusable):
         log.warning("%s: %d of %d frames have no usable face in the cache (e.g. %s: %s); they count as no output",
                     method, len(unusable), len(cached.frames), unusable["sample_id"].iloc[0], unusable["reason"].iloc[0])
-        predictions.append(_rows(unusable, method).reindex(columns=[*KEYS, *columns]))
+        predictions.append(_rows(unusable, method).reindex(columns=[*KEYS, *columns, *CHECKS]))
         if truth is not None:
             errors.append(_rows(unusable, method).reindex(columns=[*KEYS, *ERROR_COLUMNS]))
     table = _ordered(pd.concat(predictions, ignore_index=True), cached.frames)
     error_table = _ordered(pd.concat(errors, ignore_index=True), cached.frames) if truth is not None else None
     rate = done / seconds if seconds > 0 else float("nan")
+    checks = {name: _mean(table[name]) for name in CHECKS}
+    if checks["render_coverage"] is not None and checks["render_coverage"] < LOW_COVERAGE:
+        log.warning(
+            "%s: the renders cover on average only %.0f%% of the input face (landmark NME against the input %.2f): "
+            "where they miss it, the AU detector sees the input itself through the composite, so this method's F1 "
+            "does not measure its reconstructions", method, 100 * checks["render_coverage"], checks["landmark_nme_input"])
     log.info("%s: %d frames reconstructed, rendered and scored in %.1f s (%.1f frames/s on %s)",
              method, done, seconds, rate, device)
     provenance = {
@@ -151,10 +167,17 @@ def reconstruct_frames(
         "device": str(device),
         "seconds": round(seconds, 3),
         "frames_per_second": round(rate, 3) if done else None,
+        "mean_render_coverage": checks["render_coverage"],
+        "mean_landmark_nme_input": checks["landmark_nme_input"],
         "networks": networks,
         "checkpoint": _checkpoint_provenance(reconstructor),
     }
     return MethodResult(predictions=table, errors=error_table, provenance=provenance)
+
+
+def _mean(values: pd.Series) -> float | None:
+    finite = values.dropna()
+    return round(float(finite.mean()), 4) if len(finite) else None
 
 
 def _errors(reconstructor: Reconstructor, truth: GroundTruth, part: FrameBatch, result: Any) -> pd.DataFrame:

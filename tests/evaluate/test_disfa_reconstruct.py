@@ -142,3 +142,37 @@ def test_cuda_reconstruction_agrees_with_cpu(tiny_disfa, results):
                                    results[method].predictions[columns].to_numpy(float), atol=0.05, equal_nan=True)
         np.testing.assert_allclose(cuda.errors["vertex_error_mm"], results[method].errors["vertex_error_mm"],
                                    rtol=1e-3, atol=1e-3, equal_nan=True)
+
+
+def test_renders_on_the_face_cover_it_and_match_its_landmarks(results):
+    emoca = results["emoca"].predictions.dropna(subset=["prob_AU1"])
+    assert emoca["render_coverage"].min() > 0.97
+    assert emoca["landmark_nme_input"].max() < 1e-4
+    assert results["emoca"].provenance["mean_render_coverage"] > 0.97
+
+
+def test_a_render_that_misses_the_face_is_flagged(tiny_disfa, caplog, monkeypatch):
+    from augane.evaluate.reconstruction import Reconstructor
+
+    original = Reconstructor.parameters
+
+    def shifted(self, batch):
+        params = original(self, batch)
+        params["cam"] = params["cam"] + torch.tensor([0.0, 0.3, 0.0])  # about 3 crop widths to the right
+        return params
+
+    monkeypatch.setattr(Reconstructor, "parameters", shifted)
+    result = reconstruct_frames(tiny_disfa.fresh_config(), tiny_disfa.cache_dir, _inputs(tiny_disfa), "deca",
+                                batch_size=8)
+    assert result.predictions["render_coverage"].max() < 0.05
+    assert "does not measure its reconstructions" in caplog.text
+
+
+def test_render_coverage_of_a_half_covered_face():
+    from augane.evaluate.fidelity import render_coverage
+
+    square = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])[None]
+    mask = np.zeros((1, 40, 40))
+    mask[:, :, :20] = 1.0  # the left half of the crop
+    np.testing.assert_allclose(render_coverage(mask, square), [0.5], atol=0.03)
+    assert np.isnan(render_coverage(mask, np.full((1, 4, 2), np.nan))[0])
