@@ -65,6 +65,8 @@ class FaceDecoder(nn.Module):
         self.flame = flame
         self.renderer = renderer
         self.albedo = albedo
+        directions = flame.shapedirs[:, :, flame.n_shape:]
+        self.register_buffer("expression_in_use", directions.abs().amax(dim=(0, 1)) > 0, persistent=False)
 
     @classmethod
     def from_config(
@@ -105,6 +107,11 @@ class FaceDecoder(nn.Module):
                         "face is rendered with DECA's uniform grey albedo")
         settings = RenderSettings.from_config(config.get("render", {}), image_size=image_size)
         return cls(flame, MeshRenderer(faces, settings, uv_layout=uv_layout), albedo)
+
+    @property
+    def expression_components(self) -> int:
+        """Expression coefficients that move the mesh (the model's non-zero expression blend shapes)."""
+        return int(self.expression_in_use.sum())
 
     @property
     def image_size(self) -> tuple[int, int]:

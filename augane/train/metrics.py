@@ -15,8 +15,11 @@ estimate of the same images (the baseline GANE has to beat):
   (fraction of outputs whose decision at the detector threshold is the same).
 * Against ground truth, when the dataset carries it (the demo world's
   ``gt_exp``, optionally ``gt_shape`` and ``gt_pose``):
-  ``expression_error``, the L2 norm of the difference of the 50 expression
-  coefficients (ground truth padded with zeros when it has fewer), and
+  ``expression_error``, the L2 norm of the difference of the expression
+  coefficients that move the face model's mesh (all 50 for FLAME; the demo
+  face model uses the first 15, and values predicted for blend shapes that
+  are zero change nothing and are not counted; ground truth padded with
+  zeros when it has fewer), and
   ``vertex_error_mm``, the mean vertex distance in millimetres between the
   mesh of the predicted expression and jaw and that of the true ones, both
   built with the true identity (DECA's shape when ``gt_shape`` is absent) and
@@ -86,8 +89,9 @@ def ground_truth_errors(face: FaceDecoder, params: Mapping[str, Tensor], batch: 
     pose[:, 3:] = params["pose"][:, 3:].float()
     predicted = face.decode(shape, exp, pose).vertices
     truth = face.decode(shape, true_exp, true_pose).vertices
+    in_use = face.expression_in_use[: exp.shape[1]].to(exp.dtype)
     return {
-        "expression_error": (exp - true_exp).norm(dim=1),
+        "expression_error": ((exp - true_exp) * in_use).norm(dim=1),
         "vertex_error_mm": (predicted - truth).norm(dim=-1).mean(dim=1) * 1000.0,
     }
 

@@ -11,6 +11,18 @@ estimate for the baseline) and a batch of cached samples::
         -> L_auFeat (eq. 7) against the cached AFG of the input
     exp, pose, cam vs DECA's cam -> L_reg (eq. 8)
 
+Rigid parameters and L_auFeat: the rasteriser draws hard edges (as DECA's),
+so where the silhouette or an occlusion boundary moves, pixels switch
+between the face and the input crop with no gradient. L_auFeat's gradient
+with respect to the camera and the global head rotation, which move the
+whole silhouette, then only sees shading and texture sliding inside the face
+and points the wrong way (measured on the tiny test world and the demo
+world: the face drifts off the landmarks and the validation objective gets
+worse). By default (``train.au_feature_rigid_gradients: false``) the render
+for L_auFeat therefore uses the camera and global rotation detached: L_auFeat
+trains expression and jaw (as EMOCA's perceptual expression loss trains only
+its expression branch), L_auLmk, L_auRel and L_reg train everything.
+
 Terms are named as the keys of ``losses.weights`` and summed with those
 weights (:func:`augane.losses.weighted_total`). Every term is a mean over the
 batch of a per-sample quantity, so a batch split across processes recombines
@@ -130,6 +142,8 @@ class AuObjective(nn.Module):
         layout: the cache layout (AU orders, parameter sizes).
         settings: loss weights and activation.
         bf16: run the detector under bf16 autocast on CUDA.
+        rigid_feature_gradients: let L_auFeat's gradient reach the camera and the global
+            head rotation (see the module docstring).
     Raises:
         DataError: the detector's outputs or AFG nodes differ from the cache's.
     """
@@ -142,9 +156,11 @@ class AuObjective(nn.Module):
         settings: LossSettings,
         *,
         bf16: bool = True,
+        rigid_feature_gradients: bool = False,
     ) -> None:
         super().__init__()
         check_detector_matches(detector, layout)
+        self.rigid_feature_gradients = rigid_feature_gradients
         self.face = face
         self.detector = detector
         self.detector_aus: tuple[int | str, ...] = tuple(layout.detector_aus)
@@ -174,7 +190,12 @@ class AuObjective(nn.Module):
             terms.update(regularisation_terms(params["exp"], params["pose"], params["cam"], deca["cam"]))
             rendered = None
             if render:
-                rendered = self.face.render(face.vertices, params["cam"], deca["tex"], deca["light"], batch["image"])
+                vertices, cam = face.vertices, params["cam"]
+                if not self.rigid_feature_gradients:
+                    cam = cam.detach()
+                    pose = torch.cat([params["pose"][:, :3].detach(), params["pose"][:, 3:]], dim=1)
+                    vertices = self.face.decode(deca["shape"], params["exp"], pose).vertices
+                rendered = self.face.render(vertices, cam, deca["tex"], deca["light"], batch["image"])
         prob = afg = None
         if rendered is not None:
             with precision_context(device, self.bf16):

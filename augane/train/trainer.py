@@ -264,7 +264,8 @@ class Trainer:
                         "losses exercise the pipeline but the trained GANE is meaningless")
         bf16 = bool(self.settings["bf16"])
         self.loss_settings = LossSettings.from_config(self.config)
-        self.objective = AuObjective(self.face, detector, self.layout, self.loss_settings, bf16=bf16)
+        self.objective = AuObjective(self.face, detector, self.layout, self.loss_settings, bf16=bf16,
+                                     rigid_feature_gradients=bool(self.settings["au_feature_rigid_gradients"]))
 
         torch.manual_seed(self.seed)  # the same initial weights on every rank and for any process count
         self.gane = GANE.from_config(self.config["model"], self.layout.num_aus, self.layout.node_dim,

@@ -51,6 +51,12 @@ def test_ground_truth_errors_measure_expression_only(world):
     # One unit of a tiny-world blend shape moves vertices by up to 10 mm.
     assert (errors["vertex_error_mm"] > 0.1).all() and (errors["vertex_error_mm"] < 10).all()
     assert ground_truth_errors(face, {"exp": off, "pose": true_pose}, {"deca_params": {}}) == {}
+    unused = true_exp.clone()
+    unused[:, 40] += 5.0  # the tiny model's blend shapes 12-49 are zero: no effect, not an error
+    assert face.expression_components == 12
+    errors = ground_truth_errors(face, {"exp": unused, "pose": true_pose}, batch)
+    torch.testing.assert_close(errors["expression_error"], torch.zeros(3))
+    torch.testing.assert_close(errors["vertex_error_mm"], torch.zeros(3), atol=1e-4, rtol=0)
 
 
 def test_totals_combine_batches_as_one_mean():
