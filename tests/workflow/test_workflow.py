@@ -19,6 +19,8 @@ TINY_CONFIG = {
         "samples_video": {"type": "videos", "path": "results/samples/videos", "frame_stride": 6},
     },
     "preprocess": {"shard_size": 4, "crop": {"size": 64}},
+    # the stand-in detectors the default resources name learn from configured datasets
+    "demo": {"detectors": {"train_dataset": "samples_images", "heldout_dataset": "samples_images"}},
 }
 
 

@@ -448,9 +448,22 @@ def demo_split_folder(wildcards, output):
     return str(Path(output.labels).parent)
 
 
+def demo_detector_datasets_configured():
+    """Whether the datasets the stand-in detectors learn from are in the config."""
+    detectors = config["demo"]["detectors"]
+    return all(detectors[key] in config.get("datasets", {}) for key in ("train_dataset", "heldout_dataset"))
+
+
 def demo_detector_indexes(wildcards):
     """index.parquet of the datasets the stand-in detectors learn from and are scored on."""
     detectors = config["demo"]["detectors"]
+    for key in ("train_dataset", "heldout_dataset"):
+        if detectors[key] not in config.get("datasets", {}):
+            raise WorkflowError(
+                f"demo.detectors.{key}: {detectors[key]!r} is not a dataset of the config; the stand-in detectors "
+                "learn from the demo world's datasets (see config/config.yaml), or point resources.au_detector "
+                "and resources.deca at real checkpoints"
+            )
     return {
         "train": f"{cache_dir(detectors['train_dataset'])}/index.parquet",
         "heldout": f"{cache_dir(detectors['heldout_dataset'])}/index.parquet",
@@ -471,9 +484,11 @@ def demo_detector_settings(network):
 
 
 def demo_detector_targets(wildcards):
-    """The stand-in detectors' score files, when the config uses the stand-in checkpoints."""
+    """The stand-in detectors' score files, when the config uses the stand-in checkpoints and their datasets."""
     resources = config["resources"]
     targets = []
+    if not demo_detector_datasets_configured():
+        return targets
     if resources["au_detector"]["checkpoint"] == f"{DEMO_DETECTOR_DIR}/au_detector.pth":
         targets.append(f"{DEMO_DETECTOR_DIR}/au_detector_score.json")
     if resources["deca"]["checkpoint"] == f"{DEMO_DETECTOR_DIR}/deca_model.tar":
