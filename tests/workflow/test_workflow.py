@@ -22,6 +22,12 @@ TINY_CONFIG = {
     # the stand-in detectors the default resources name learn from configured datasets
     "demo": {"detectors": {"train_dataset": "samples_images", "heldout_dataset": "samples_images"}},
 }
+# ... and with the demo world's DISFA-layout videos to evaluate on (planning it builds the demo world).
+EVALUATED_CONFIG = {
+    **TINY_CONFIG,
+    "datasets": {**TINY_CONFIG["datasets"], "demo_disfa": {"type": "disfa", "path": "results/demo/world/disfa"}},
+    "evaluate": {"disfa": {"dataset": "demo_disfa"}},
+}
 
 
 def snakemake(workdir: Path, *arguments: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -52,6 +58,7 @@ def _target_rules(workdir: Path) -> list[str]:
 
 
 def test_dry_run_of_every_target_rule(workdir):
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(EVALUATED_CONFIG))
     targets = _target_rules(workdir)
     assert {"all", "preprocess", "samples"} <= set(targets)
     for target in targets:
@@ -72,6 +79,12 @@ def test_missing_dataset_path_fails_fast_naming_the_key(workdir):
     result = snakemake(workdir, "--cores", "1", "preprocess")
     assert result.returncode != 0
     assert "datasets.faces.path: no/such/folder does not exist" in result.stdout + result.stderr
+
+
+def test_evaluation_without_a_disfa_dataset_names_the_key(workdir):
+    result = snakemake(workdir, "-n", "evaluate_disfa")
+    assert result.returncode != 0
+    assert "evaluate.disfa.dataset is not set" in result.stdout + result.stderr
 
 
 def test_malformed_config_is_refused(workdir):

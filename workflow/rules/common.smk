@@ -386,10 +386,14 @@ def evaluate_report_outputs():
 
 
 def evaluate_targets(wildcards):
-    """The evaluation's report and tables, when evaluate.disfa.dataset is set."""
-    if not config["evaluate"]["disfa"]["dataset"]:
-        return []
+    """The evaluation's report and tables (target evaluate_disfa); a clear error when no dataset is named."""
+    evaluate_dataset()
     return [f"{EVAL_DIR}/report.md", f"{EVAL_DIR}/summary.json"]
+
+
+def evaluate_targets_when_configured(wildcards):
+    """The evaluation's outputs for `all`: nothing when evaluate.disfa.dataset is not set."""
+    return evaluate_targets(wildcards) if config["evaluate"]["disfa"]["dataset"] else []
 
 
 def reconstruct_name():

@@ -159,7 +159,7 @@ rule evaluate_disfa:
         evaluate_targets,
 
 
-FINAL_TARGETS.append(evaluate_targets)
+FINAL_TARGETS.append(evaluate_targets_when_configured)
 
 
 # --- users' media -------------------------------------------------------------------
