@@ -13,7 +13,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = Path(__file__).with_name("cluster-test.smk")
 # The stages run, as Snakemake targets.
-TARGETS = ["preprocess", "features"]
+TARGETS = ["preprocess", "features", "train"]
 
 OVERRIDES = {
     "run_name": "cluster-test",
@@ -28,6 +28,12 @@ OVERRIDES = {
         },
         "detectors": {"au_detector": {"epochs": 1, "batch_size": 8}, "deca": {"epochs": 1, "batch_size": 8}},
     },
+    # A few steps of GANE: through SLURM on two processes (the test overlay's two fake GPUs, gloo on CPU),
+    # locally on one; the 16 training images make global batches of 4 that split evenly across the ranks.
+    "train": {"epochs": 1, "batch_size": 4, "max_steps": 4, "num_workers": 0},
+    # No dropout: each rank draws its own dropout masks, so with dropout two processes train differently
+    # from one by design, not by a fault of the distributed training.
+    "model": {"transformer": {"dropout": 0.0}},
 }
 
 

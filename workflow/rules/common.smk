@@ -177,7 +177,6 @@ def features_tables(wildcards):
 
 TRAIN_DIR = f"results/train/{config['run_name']}"
 TRAIN_GPUS = 0 if config["device"] == "cpu" else config["train"]["gpus"]
-TRAIN_PROCESSES = max(1, TRAIN_GPUS)
 
 
 def train_datasets():
@@ -217,9 +216,15 @@ def train_run_folder(wildcards, output):
     return str(Path(output.summary).parent)
 
 
-def threads_per_process(wildcards, threads):
+def train_processes(wildcards, resources):
+    """torchrun processes of the train job: one per GPU the job holds (resources.gpu, which a profile's
+    set-resources may change), one on CPU."""
+    return max(1, int(resources.gpu))
+
+
+def threads_per_process(wildcards, threads, resources):
     """CPU threads for each training process."""
-    return max(1, threads // TRAIN_PROCESSES)
+    return max(1, threads // train_processes(wildcards, resources))
 
 
 def train_targets(wildcards):

@@ -3,8 +3,9 @@
 # (checkpoints/best.pt and last.pt, summary.json, loss_curves.png, tables).
 # Target: `snakemake train`.
 #
-# The job runs under torchrun: one process per GPU (`train.gpus`) on CUDA, one
-# process on CPU (helpers in common.smk). On a cluster the profile maps `gpu` to
+# The job runs under torchrun: one process per GPU the job holds (resources
+# `gpu`, from `train.gpus` with `device: cuda`), one process on CPU (helpers in
+# common.smk). On a cluster the profile maps `gpu` to
 # the right request. An interrupted job leaves checkpoints/last.pt (not an output,
 # so Snakemake keeps it) and the next run of the rule resumes from it when the
 # settings and the cache are the same.
@@ -33,7 +34,7 @@ rule train:
     params:
         config=RESOLVED_CONFIG,
         settings=settings("train", "model", "losses", "render", "resources", "seed", "device", "run_name"),
-        processes=TRAIN_PROCESSES,
+        processes=train_processes,
         threads_per_process=threads_per_process,
         out_dir=train_run_folder,
     conda:
