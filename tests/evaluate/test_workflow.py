@@ -63,11 +63,13 @@ def test_real_disfa_has_no_ground_truth_step(tmp_path):
     assert "errors.parquet" not in result.stdout and "geometry_errors" not in result.stdout
 
 
-def test_evaluation_is_skipped_without_a_dataset_and_misconfigured_dataset_is_named(tmp_path):
+def test_evaluation_without_a_dataset_or_with_a_misconfigured_one_is_named(tmp_path):
     config = default_config()
     config["evaluate"]["disfa"]["dataset"] = None
+    result = dry_run(tmp_path, config, "all")
+    assert result.returncode == 0 and "evaluate_reconstruct" not in result.stdout  # `all` leaves it out
     result = dry_run(tmp_path, config, "evaluate_disfa")
-    assert result.returncode == 0 and "evaluate_reconstruct" not in result.stdout
+    assert result.returncode != 0 and "evaluate.disfa.dataset is not set" in result.stdout + result.stderr
     config["evaluate"]["disfa"]["dataset"] = "demo_train"
     result = dry_run(tmp_path, config, "evaluate_disfa")
     assert result.returncode != 0 and "'demo_train' has type images, expected disfa" in result.stdout + result.stderr

@@ -81,12 +81,6 @@ def test_missing_dataset_path_fails_fast_naming_the_key(workdir):
     assert "datasets.faces.path: no/such/folder does not exist" in result.stdout + result.stderr
 
 
-def test_evaluation_without_a_disfa_dataset_names_the_key(workdir):
-    result = snakemake(workdir, "-n", "evaluate_disfa")
-    assert result.returncode != 0
-    assert "evaluate.disfa.dataset is not set" in result.stdout + result.stderr
-
-
 def test_malformed_config_is_refused(workdir):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump({"preprocess": {"shard_size": 0}}))
     result = snakemake(workdir, "-n", "preprocess")
