@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from augane.io.atomic import atomic_path
+from augane.io.listing import list_files
 from augane.io.source_errors import (
     SourceCorruptError,
     SourceMissingError,
@@ -40,19 +41,9 @@ _FLOAT_UNIT_RANGE = 1.5
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, extension matched case-insensitively), sorted.
-
-    Hidden files and folders (name starting with ``.``) are skipped.
-    """
-    folder = Path(folder)
-    found = []
-    for path in folder.rglob("*"):
-        relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+    """Image files under ``folder`` (recursive, extension matched case-insensitively, hidden entries skipped),
+    sorted."""
+    return list_files(folder, IMAGE_EXTENSIONS)
 
 
 @dataclass(frozen=True)

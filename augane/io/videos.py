@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from augane.io.atomic import atomic_path
+from augane.io.listing import list_files
 from augane.io.source_errors import FrameMissingError, SourceMissingError, SourceUnreadableError
 
 #: File name endings (lower case) taken as videos when a folder is scanned.
@@ -32,15 +33,7 @@ _SEEK_THRESHOLD = 48
 
 def list_videos(folder: str | Path) -> list[Path]:
     """Video files under ``folder`` (recursive, case-insensitive endings, hidden entries skipped), sorted."""
-    folder = Path(folder)
-    found = []
-    for path in folder.rglob("*"):
-        relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+    return list_files(folder, VIDEO_EXTENSIONS)
 
 
 @dataclass(frozen=True)
