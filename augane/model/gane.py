@@ -39,6 +39,17 @@ scale change, a shift in [-1, 1] coordinates), commensurate with the
 other outputs; a translation offset in metres would move the face by
 s_DECA (about 8 for a DECA crop) times as much per unit of output.
 
+Jaw range (``model.jaw.opening_min``, ``model.jaw.side_max``, radians; null
+= unlimited): the jaw's axis-angle ``pose[:, 3:6]`` is clamped after the
+heads to an anatomical range, as SMIRK limits its jaw: the opening about
++x (FLAME's convention: positive opens) is at least ``opening_min`` (0: the
+lower teeth cannot rise through the upper ones) and the sideways yaw and
+roll ``pose[:, 4:6]`` stay within +-``side_max``. Nothing else in the
+losses keeps a closed jaw from closing further: the lips still meet, so the
+landmarks barely see it. The clamp applies in both modes, so with
+``residual_on_deca`` GANE starts at DECA's estimate with the jaw brought
+into this range.
+
 With ``residual_on_deca: false`` (the ablation) the heads regress the
 parameters directly from a default (PyTorch) initialisation, as plain
 regression; DECA's parameters are then not needed.
@@ -103,6 +114,8 @@ class GANE(nn.Module):
         residual_on_deca: predict offsets on DECA's estimate (zero-initialised
             heads) instead of the parameters themselves.
         expression_dim: size of psi (50 in DECA's layout).
+        jaw_opening_min: least jaw opening (rad) or None for no limit.
+        jaw_side_max: largest jaw yaw and roll magnitude (rad) or None for no limit.
     """
 
     def __init__(
@@ -122,8 +135,12 @@ class GANE(nn.Module):
         transformer_dropout: float = 0.1,
         residual_on_deca: bool = True,
         expression_dim: int = EXPRESSION_DIM,
+        jaw_opening_min: float | None = 0.0,
+        jaw_side_max: float | None = 0.2,
     ) -> None:
         super().__init__()
+        if jaw_side_max is not None and jaw_side_max < 0:
+            raise ConfigError(f"model.jaw.side_max must be >= 0 radians or null, got {jaw_side_max}")
         if num_aus < 1 or node_dim < 1 or global_dim < 1 or expression_dim < 1:
             raise ValueError(
                 f"GANE needs positive sizes, got num_aus={num_aus}, node_dim={node_dim}, "
@@ -142,6 +159,8 @@ class GANE(nn.Module):
         self.global_dim = global_dim
         self.expression_dim = expression_dim
         self.residual_on_deca = residual_on_deca
+        self.jaw_opening_min = jaw_opening_min
+        self.jaw_side_max = jaw_side_max
         self.edges = EdgeCache(self_loops=self_loops)
 
         self.global_projection = nn.Linear(global_dim, node_dim, bias=False)  # E of eq. 2
@@ -200,7 +219,18 @@ class GANE(nn.Module):
             transformer_dropout=transformer["dropout"],
             residual_on_deca=section["residual_on_deca"],
             expression_dim=expression_dim,
+            jaw_opening_min=section["jaw"]["opening_min"],
+            jaw_side_max=section["jaw"]["side_max"],
         )
+
+    def limit_jaw(self, pose: Tensor) -> Tensor:
+        """(B, 6) pose -> the same with the jaw ``[:, 3:6]`` clamped to the configured range (see module docstring)."""
+        opening, side = pose[:, 3:4], pose[:, 4:6]
+        if self.jaw_opening_min is not None:
+            opening = opening.clamp_min(self.jaw_opening_min)
+        if self.jaw_side_max is not None:
+            side = side.clamp(-self.jaw_side_max, self.jaw_side_max)
+        return torch.cat([pose[:, :3], opening, side], dim=1)
 
     def embed_nodes(self, afg: Tensor, deca_feature: Tensor) -> Tensor:
         """Eq. 2-3: (B, N, d) AU features and (B, D) global feature -> (B, N + 1, d) attention-embedded nodes."""
@@ -236,14 +266,14 @@ class GANE(nn.Module):
         query = self.encoder(tokens)[:, 0]
         raw = {name: head(query) for name, head in self.heads.items()}
         if not self.residual_on_deca:
-            return raw
+            return {**raw, "pose": self.limit_jaw(raw["pose"])}
         cam = deca["cam"]
         deca_scale = cam[:, :1]
         scale = deca_scale * torch.exp(raw["cam"][:, :1])
         translation = cam[:, 1:] + raw["cam"][:, 1:] / deca_scale.clamp_min(_MIN_SCALE)
         return {
             "exp": deca["exp"] + raw["exp"],
-            "pose": deca["pose"] + raw["pose"],
+            "pose": self.limit_jaw(deca["pose"] + raw["pose"]),
             "cam": torch.cat([scale, translation], dim=1),
         }
 

@@ -18,10 +18,15 @@ with respect to the camera and the global head rotation, which move the
 whole silhouette, then only sees shading and texture sliding inside the face
 and points the wrong way (measured on the tiny test world and the demo
 world: the face drifts off the landmarks and the validation objective gets
-worse). By default (``train.au_feature_rigid_gradients: false``) the render
-for L_auFeat therefore uses the camera and global rotation detached: L_auFeat
-trains expression and jaw (as EMOCA's perceptual expression loss trains only
-its expression branch), L_auLmk, L_auRel and L_reg train everything.
+worse). The jaw's sideways yaw and roll (``pose[:, 4:6]``) move the chin's
+outline the same way; left to L_auFeat they wander (measured on the demo
+world: 0.05-0.075 rad of spurious sideways jaw, which doubled the vertex
+error against ground truth, while the landmark terms alone keep them within
+0.013 rad). By default (``train.au_feature_rigid_gradients: false``) the
+render for L_auFeat therefore uses the camera, the global rotation and the
+jaw's yaw and roll detached: L_auFeat trains expression and jaw opening (as
+EMOCA's perceptual expression loss trains only its expression branch),
+L_auLmk, L_auRel and L_reg train everything.
 
 Terms are named as the keys of ``losses.weights`` and summed with those
 weights (:func:`augane.losses.weighted_total`). Every term is a mean over the
@@ -142,8 +147,8 @@ class AuObjective(nn.Module):
         layout: the cache layout (AU orders, parameter sizes).
         settings: loss weights and activation.
         bf16: run the detector under bf16 autocast on CUDA.
-        rigid_feature_gradients: let L_auFeat's gradient reach the camera and the global
-            head rotation (see the module docstring).
+        rigid_feature_gradients: let L_auFeat's gradient reach the camera, the global
+            head rotation and the jaw's yaw and roll (see the module docstring).
     Raises:
         DataError: the detector's outputs or AFG nodes differ from the cache's.
     """
@@ -193,7 +198,8 @@ class AuObjective(nn.Module):
                 vertices, cam = face.vertices, params["cam"]
                 if not self.rigid_feature_gradients:
                     cam = cam.detach()
-                    pose = torch.cat([params["pose"][:, :3].detach(), params["pose"][:, 3:]], dim=1)
+                    pose = torch.cat([params["pose"][:, :3].detach(), params["pose"][:, 3:4],
+                                      params["pose"][:, 4:].detach()], dim=1)
                     vertices = self.face.decode(deca["shape"], params["exp"], pose).vertices
                 rendered = self.face.render(vertices, cam, deca["tex"], deca["light"], batch["image"])
         prob = afg = None

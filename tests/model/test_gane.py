@@ -22,7 +22,7 @@ NUM_AUS, NODE_DIM, GLOBAL_DIM = 5, 16, 24
 def small_section(**changes) -> dict:
     section = validate_config({"model": {"transformer": {"layers": 2, "heads": 4, "feedforward": 32}}})["model"]
     for key, value in changes.items():
-        if key in ("gat", "transformer"):
+        if key in ("gat", "transformer", "jaw"):
             section[key].update(value)
         else:
             section[key] = value
@@ -57,13 +57,41 @@ def test_output_names_and_shapes_for_any_dimension(kind, node_dim):
 
 
 def test_residual_mode_starts_exactly_at_decas_estimate():
-    model = build(residual_on_deca=True)
+    model = build(residual_on_deca=True, jaw={"opening_min": None, "side_max": None})
     afg, feature, deca = make_inputs()
     out = model(afg, feature, deca)
     for name in ("exp", "pose", "cam"):
         torch.testing.assert_close(out[name], deca[name], rtol=0, atol=0)
     with pytest.raises(ValueError, match="residual_on_deca"):
         model(afg, feature)
+
+
+def test_residual_mode_starts_at_decas_estimate_with_the_jaw_in_range():
+    model = build(residual_on_deca=True)
+    afg, feature, deca = make_inputs()
+    deca["pose"][:, 3:] = torch.tensor([[-0.05, 0.3, -0.1], [0.1, -0.25, 0.0], [0.0, 0.05, 0.4]])
+    out = model(afg, feature, deca)
+    expected = torch.tensor([[0.0, 0.2, -0.1], [0.1, -0.2, 0.0], [0.0, 0.05, 0.2]])
+    torch.testing.assert_close(out["pose"][:, 3:], expected, rtol=0, atol=0)
+    torch.testing.assert_close(out["pose"][:, :3], deca["pose"][:, :3], rtol=0, atol=0)
+    for name in ("exp", "cam"):
+        torch.testing.assert_close(out[name], deca[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_predicted_jaw_stays_in_its_configured_range(residual):
+    model = build(residual_on_deca=residual, jaw={"opening_min": 0.02, "side_max": 0.05})
+    with torch.no_grad():
+        model.heads["pose"].bias.copy_(torch.tensor([0.0, 0.0, 0.0, -30.0, 30.0, -30.0]))
+    afg, feature, deca = make_inputs(batch=6)
+    jaw = model(afg, feature, deca)["pose"][:, 3:]
+    assert (jaw[:, 0] >= 0.02).all() and (jaw[:, 1:].abs() <= 0.05).all()
+    torch.testing.assert_close(jaw, torch.tensor([[0.02, 0.05, -0.05]]).expand(6, 3))
+
+
+def test_negative_jaw_side_limit_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.jaw.side_max"):
+        build(jaw={"side_max": -0.1})
 
 
 def test_plain_regression_ignores_deca():
