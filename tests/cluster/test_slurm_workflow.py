@@ -29,15 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 import zarr
-from torch.utils.data import default_collate
 
-from augane.train.checkpoint import load_gane_checkpoint, read_gane_checkpoint
-from augane.train.dataset import CachedShardDataset
+from augane.train.checkpoint import read_gane_checkpoint
 from tests.cluster import slurm
 from tests.cluster.tiny_config import REPO, SNAKEFILE, TARGETS, tiny_workdir
+from tests.train.predictions import movement_from_deca, predict_with_checkpoints
 
 pytestmark = pytest.mark.slurm
 
@@ -236,13 +234,9 @@ def test_training_on_two_slurm_ranks_equals_one_local_process(runs):
     np.testing.assert_allclose(steps_two["loss"], steps_one["loss"], rtol=1e-2)
     # Trained alike: both moved away from DECA's estimate, far more than they differ from each other.
     config = json.loads((local / "results" / "config" / "config.json").read_text())
-    dataset = CachedShardDataset.from_config(config, "all", cache_root=local / "results" / "cache")
-    batch = default_collate(dataset.__getitems__(list(range(len(dataset)))))
-    (a, _), (b, _) = (load_gane_checkpoint(root / run / "checkpoints" / "last.pt") for root in (local, cluster))
-    with torch.no_grad():
-        ours = a(batch["afg"], batch["deca_feature"], batch["deca_params"])
-        theirs = b(batch["afg"], batch["deca_feature"], batch["deca_params"])
+    batch, (ours, theirs) = predict_with_checkpoints(
+        config, local / "results" / "cache", [root / run / "checkpoints" / "last.pt" for root in (local, cluster)])
     for name in ("exp", "pose", "cam"):
-        moved = (ours[name] - batch["deca_params"][name]).abs().max().item()
+        moved = movement_from_deca(batch, ours, name)
         assert moved > 1e-3, name
         assert (theirs[name] - ours[name]).abs().max().item() < 0.25 * moved, name

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import default_collate
 
-from augane.train.checkpoint import load_gane_checkpoint, read_gane_checkpoint
+from augane.train.checkpoint import read_gane_checkpoint
 from augane.train.dataset import CachedShardDataset, ShardBatchSampler
 from augane.train.distributed import ProcessGroup, RankBatchSampler
 from augane.train.trainer import train_gane
+from tests.train.predictions import movement_from_deca, predict_with_checkpoints
 
 
 @pytest.mark.parametrize("replicas, batch_size", [(1, 5), (2, 4), (3, 5), (4, 3)])
@@ -81,16 +81,12 @@ def test_two_gloo_processes_under_torchrun_train_like_one(world, tmp_path):
     np.testing.assert_allclose(steps_two["loss"], steps_one["loss"], rtol=2e-5)
     # Same model: predictions agree three orders of magnitude below how far training moved them (Adam turns
     # float-rounding differences of the reduced gradients into steps, so bitwise equality is not expected).
-    (a, _), (b, _) = (load_gane_checkpoint(tmp_path / run / "checkpoints" / "last.pt") for run in ("single", "ddp"))
-    dataset = CachedShardDataset.from_config(config, "all", cache_root=cache)
-    batch = default_collate(dataset.__getitems__(list(range(len(dataset)))))
-    with torch.no_grad():
-        ours = a(batch["afg"], batch["deca_feature"], batch["deca_params"])
-        theirs = b(batch["afg"], batch["deca_feature"], batch["deca_params"])
+    batch, (ours, theirs) = predict_with_checkpoints(
+        config, cache, [tmp_path / run / "checkpoints" / "last.pt" for run in ("single", "ddp")])
     for name in ("exp", "pose", "cam"):
-        moved = (ours[name] - batch["deca_params"][name]).abs().max()
+        moved = movement_from_deca(batch, ours, name)
         assert moved > 1e-2, name
-        torch.testing.assert_close(theirs[name], ours[name], rtol=0, atol=1e-3 * moved.item(), msg=name)
+        torch.testing.assert_close(theirs[name], ours[name], rtol=0, atol=1e-3 * moved, msg=name)
     # Same weights, entry by entry, except where Adam turns float noise into steps: gradients that are zero in
     # exact arithmetic (attention key biases, which softmax ignores) get updates of up to lr from rounding alone.
     lr, close, total = config["train"]["lr"], 0, 0
