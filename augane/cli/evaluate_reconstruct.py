@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from augane.cli.common import add_config_arguments, config_from_args
+from augane.cli.common import add_config_arguments, add_threads_argument, config_from_args, set_torch_threads
 
 log = logging.getLogger("augane.evaluate")
 
@@ -29,7 +29,7 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                         "results/train/<run_name>/checkpoints/best.pt)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                         help="where to reconstruct (default: the config's device)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    add_threads_argument(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,11 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _setup(args: argparse.Namespace) -> dict:
-    import torch
-
     config = config_from_args(args)
-    if args.threads is not None:
-        torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args)
     if args.device is not None:
         config["device"] = args.device
     return config

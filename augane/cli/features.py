@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from augane.cli.common import add_config_arguments, config_from_args
+from augane.cli.common import add_config_arguments, add_threads_argument, config_from_args, set_torch_threads
 
 log = logging.getLogger("augane.features")
 
@@ -19,11 +19,8 @@ def run_features(args: argparse.Namespace) -> int:
     from augane.features.shard import features_shard
     from augane.io.manifest import shard_name
 
-    import torch
-
     config = config_from_args(args)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args)
     if args.dataset not in config.get("datasets", {}):
         raise ConfigError(f"datasets.{args.dataset}: no such dataset in the config")
     shard = shard_name(int(args.shard))
@@ -58,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard", required=True, help="shard number (e.g. 3 or 0003)")
     parser.add_argument("--preprocess", type=Path, help="preprocess store (default results/cache/<dataset>/shard-XXXX/preprocess.zarr)")
     parser.add_argument("--out", type=Path, help="features store to write (default beside the preprocess store)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    add_threads_argument(parser)
     parser.set_defaults(func=run_features)
 
     parser = subparsers.add_parser(

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from augane.cli.common import add_config_arguments, config_from_args
+from augane.cli.common import add_config_arguments, add_threads_argument, config_from_args, set_torch_threads
 
 log = logging.getLogger("augane.reconstruct")
 
@@ -35,20 +35,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="frames per network batch (default 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                         help="where the networks run (default: the config's device)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    add_threads_argument(parser)
     add_config_arguments(parser)
     parser.set_defaults(func=run_reconstruct)
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    import torch
-
     from augane.evaluate.user_media import MediaSettings, reconstruct_media
     from augane.features.runtime import resolve_device
 
     config = config_from_args(args)
-    if args.threads is not None:
-        torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args)
     section = config.get("reconstruct", {})
     mesh = args.mesh or section.get("mesh", "obj")
     checkpoint = args.checkpoint or (Path(section["checkpoint"]) if section.get("checkpoint") else None)

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from augane.cli.common import add_config_arguments, config_from_args
+from augane.cli.common import add_config_arguments, add_threads_argument, config_from_args, set_torch_threads
 
 log = logging.getLogger("augane.train")
 
@@ -15,13 +15,10 @@ log = logging.getLogger("augane.train")
 def run_train(args: argparse.Namespace) -> int:
     import os
 
-    import torch
-
     from augane.train.trainer import train_gane
 
     config = config_from_args(args)
-    if args.threads is not None:
-        torch.set_num_threads(max(1, args.threads))
+    set_torch_threads(args)
     resume = "always" if args.resume else "never" if args.restart else "auto"
     summary = train_gane(config, out_dir=args.out_dir, cache_root=args.cache_root, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -51,6 +48,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="run folder (default results/train/<run_name>)")
     parser.add_argument("--cache-root", type=Path, default=Path("results/cache"),
                         help="folder of the cached datasets (default results/cache)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for PyTorch in each process (default: PyTorch's choice)")
+    add_threads_argument(parser, " in each process")
     parser.set_defaults(func=run_train)
