@@ -10,4 +10,3 @@ def test_help_runs():
     result = subprocess.run([sys.executable, "-m", "augane.cli.main", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "augane" in result.stdout
-
