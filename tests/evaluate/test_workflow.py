@@ -48,8 +48,8 @@ def test_emoca_and_a_given_checkpoint(tmp_path):
     result = dry_run(tmp_path, config, "evaluate_disfa")
     jobs = planned(result)
     assert jobs["evaluate_reconstruct"] == 3 and jobs["train"] == 0
-    assert "results/eval/disfa/work/emoca/predictions.parquet" in result.stdout
-    assert "results/eval/disfa/work/augane/errors.parquet" in result.stdout  # the synthetic world's ground truth
+    assert "results/eval/disfa/intermediate/emoca/predictions.parquet" in result.stdout
+    assert "results/eval/disfa/intermediate/augane/errors.parquet" in result.stdout  # the synthetic world's ground truth
 
 
 def test_real_disfa_has_no_ground_truth_step(tmp_path):

@@ -236,10 +236,10 @@ def train_targets(wildcards):
 
 # --- the evaluate stage -------------------------------------------------------------
 # The DISFA evaluation (evaluate.disfa.dataset) reconstructs the selected frames of a
-# DISFA-type dataset with each method; intermediate tables go to results/eval/disfa/work/.
+# DISFA-type dataset with each method; intermediate tables go to results/eval/disfa/intermediate/.
 
 EVAL_DIR = "results/eval/disfa"
-EVAL_WORK = f"{EVAL_DIR}/work"
+EVAL_WORK = f"{EVAL_DIR}/intermediate"
 EVALUATE_GPUS = 0 if config["device"] == "cpu" else 1
 
 
