@@ -46,12 +46,12 @@ def test_every_output_of_the_evaluation(evaluated):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["methods"] == ["augane", "deca"] and len(summary["subjects"]) == 2
-    predictions = read_predictions(out / "work" / "predictions.parquet")
+    predictions = read_predictions(out / "intermediate" / "predictions.parquet")
     assert sorted(set(predictions["method"])) == ["augane", "deca", "input"]
     assert predictions.loc[predictions["method"] == "deca", "prob_AU12"].notna().all()
     geometry = pd.read_csv(out / "geometry_errors.csv", index_col=0)
     assert set(geometry.index) == {"augane", "deca"} and (geometry["frames"] > 0).all()
-    images = out / "work" / "images"
+    images = out / "intermediate" / "images"
     assert len(list((images / "input").rglob("*.png"))) == len(list((images / "augane").rglob("*.png"))) == 2
     for method in ("augane", "deca"):
         assert (evaluated / "results" / "benchmarks" / "evaluate" / f"reconstruct_{method}.tsv").is_file()
