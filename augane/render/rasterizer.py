@@ -62,6 +62,7 @@ import torch
 from torch import Tensor
 
 from augane.flame.camera import normalised_to_pixels
+from augane.render.fused import FusedKernel
 
 _KEY_LIMIT = float(1 << 61)
 """Keys below this value are covered pixels (real keys are below 2**53; uncovered pixels hold +inf)."""
@@ -292,6 +293,7 @@ def rasterize(
     image_size: int | tuple[int, int],
     cull_backfaces: bool = False,
     chunk_elements: int | None = None,
+    fused: bool = False,
 ) -> Fragments:
     """Rasterise a batch of meshes given in normalised image coordinates.
 
@@ -305,6 +307,8 @@ def rasterize(
             on the vertex order) points away from the viewer.
         chunk_elements: candidate pixels processed per step (bounds memory);
             ``None`` picks a size suited to the device.
+        fused: on CPU, run the per-face tables and the row spans as compiled
+            kernels (:mod:`augane.render.fused`; the same result, faster).
     Returns:
         :class:`Fragments`; barycentrics are differentiable with respect to
         ``vertices[..., :2]`` (and depth with respect to ``vertices``).
@@ -324,7 +328,8 @@ def rasterize(
     with torch.no_grad():
         flat = pixel_xy.detach()
         depth = vertices[..., 2].detach().reshape(-1)
-        visible = _visibility_keys(flat, depth, corner_ids, batch, num_faces, height, width, cull_backfaces, chunk)
+        visible = _visibility_keys(flat, depth, corner_ids, batch, num_faces, height, width, cull_backfaces, chunk,
+                                   fused)
         keys = visible.keys
         pixels = (keys < _KEY_LIMIT).nonzero().squeeze(1)
         # The key's low bits are the winner's column in the face tables (below 2**face_bits).
@@ -407,6 +412,7 @@ def _visibility_keys(
     width: int,
     cull_backfaces: bool,
     chunk_elements: int,
+    fused: bool,
 ) -> _Visibility:
     """Nearest-face key per pixel (no gradients).
 
@@ -444,7 +450,7 @@ def _visibility_keys(
         faces = slice(first_image * num_faces, min(batch, first_image + images_per_group) * num_faces)
         table = _group_keys(
             keys, xy, z64, corner_ids[:, faces], faces.start, columns, frame, num_faces, height, width,
-            cull_backfaces, chunk_elements,
+            cull_backfaces, chunk_elements, fused,
         )
         columns += table[0].numel()
         tables.append(table)
@@ -498,6 +504,7 @@ def _group_keys(
     width: int,
     cull_backfaces: bool,
     chunk_elements: int,
+    fused: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Rasterise the faces ``first_face ..`` (whole images) into ``keys``.
 
@@ -529,28 +536,65 @@ def _group_keys(
     # Image y points down: a face whose model normal faces the viewer winds clockwise on screen.
     usable = twice_area < 0 if cull_backfaces else twice_area != 0
     local_ids = usable.nonzero().squeeze(1)
-    count = local_ids.numel()
+    face_ids, face_corners, coefficients, trapezoids = _FACE_TABLES(
+        cx, cy, twice_area, local_ids, corner_ids, z64, frame.scale, frame.offset, first_face, first_column,
+        num_faces, height, width, fused=fused and local_ids.numel() > 0, device=device,
+    )
+    if local_ids.numel():
+        for per_trapezoid in trapezoids:
+            _scatter_trapezoids(keys, per_trapezoid, width, frame, chunk_elements, fused)
+    return face_ids, face_corners, coefficients
+
+
+def _face_tables(
+    cx: Tensor,
+    cy: Tensor,
+    twice_area: Tensor,
+    local_ids: Tensor,
+    corner_ids: Tensor,
+    z64: Tensor,
+    depth_scale: Tensor,
+    depth_offset: Tensor,
+    first_face: int,
+    first_column: int,
+    num_faces: int,
+    height: int,
+    width: int,
+) -> tuple[Tensor, Tensor, Tensor, list[list[Tensor]]]:
+    """The tables of the usable faces ``local_ids`` of a group, and their two trapezoids.
+
+    Args:
+        cx, cy: (3, f) corner coordinates of the group's faces (pixel-index coordinates).
+        twice_area: (f,) their signed doubled areas.
+        local_ids: (n,) int64 the usable faces, in the group.
+        corner_ids: (3, f) their batch-global vertex indices.
+        z64: (B*V,) float64 vertex depths; ``depth_scale``, ``depth_offset``: the
+            quantisation (:class:`_DepthFrame`), 0-dim float64.
+        first_face: batch-global index of the group's first face.
+        first_column: column of the group's first usable face in the face tables.
+    Returns:
+        ``face_ids`` (n,), ``face_corners`` (3, n), ``coefficients`` (6, n) (:func:`_barycentric_coefficients`),
+        and for the upper and the lower trapezoid of each face the per-trapezoid tensors that
+        :func:`_scatter_trapezoids` takes.
+    """
+    dtype = cx.dtype
     face_ids = local_ids + first_face
-    face_corners = corner_ids.new_empty((3, count))
-    for k in range(3):
-        torch.index_select(corner_ids[k], 0, local_ids, out=face_corners[k])
+    face_corners = torch.stack([corner_ids[k].index_select(0, local_ids) for k in range(3)])
     xa, xb, xc = (cx[k].index_select(0, local_ids) for k in range(3))
     ya, yb, yc = (cy[k].index_select(0, local_ids) for k in range(3))
     e1x, e1y, e2x, e2y = xb - xa, yb - ya, xc - xa, yc - ya
     inverse_area = 1.0 / twice_area.index_select(0, local_ids)
     coefficients = _barycentric_coefficients(xa, ya, e1x, e1y, e2x, e2y, inverse_area)
-    if count == 0:
-        return face_ids, face_corners, coefficients
 
     # Depth in quantised levels, a plane over the image:
     # level(col, row) = origin + step_x * col + step_y * row (evaluated in float64).
-    za, zb, zc = (z64.index_select(0, face_corners[k]).mul_(frame.scale).add_(frame.offset) for k in range(3))
+    za, zb, zc = (z64.index_select(0, face_corners[k]) * depth_scale + depth_offset for k in range(3))
     dz1, dz2 = (zb - za).to(dtype), (zc - za).to(dtype)
     step_x = ((dz1 * e2y - dz2 * e1y) * inverse_area).double()
     step_y = ((dz2 * e1x - dz1 * e2x) * inverse_area).double()
     origin = za - step_x * xa.double() - step_y * ya.double()
     image_base = torch.div(face_ids, num_faces, rounding_mode="floor").double() * float(height * width)
-    column = torch.arange(first_column, first_column + count, device=device, dtype=torch.float64)
+    column = torch.arange(first_column, first_column + local_ids.shape[0], device=cx.device, dtype=torch.float64)
 
     # Corners sorted by y. The face is drawn as two trapezoids: rows above the middle corner between
     # the long edge (top to bottom corner) and the upper short edge, rows from the middle corner on
@@ -559,14 +603,16 @@ def _group_keys(
     x1, y1, x2, y2 = _sort_pair(x1, y1, xc, yc)
     x0, y0, x1, y1 = _sort_pair(x0, y0, x1, y1)
     long_edge = _edge(x0, y0, x2, y2)
-    top, middle, bottom = (torch.ceil(y).clamp_(0, height) for y in (y0, y1, y2))
+    top, middle, bottom = (torch.ceil(y).clamp(0, height) for y in (y0, y1, y2))
+    trapezoids = []
     for short_edge, start, stop in ((_edge(x0, y0, x1, y1), top, middle), (_edge(x1, y1, x2, y2), middle, bottom)):
         start64 = start.double()
-        level_start = origin + step_y * start64
-        pixel_start = image_base + start64 * width
-        per_trapezoid = [stop - start, start, *long_edge, *short_edge, level_start, pixel_start, step_x, step_y, column]
-        _scatter_trapezoids(keys, per_trapezoid, width, frame, chunk_elements)
-    return face_ids, face_corners, coefficients
+        trapezoids.append([stop - start, start, *long_edge, *short_edge, origin + step_y * start64,
+                           image_base + start64 * width, step_x, step_y, column])
+    return face_ids, face_corners, coefficients, trapezoids
+
+
+_FACE_TABLES = FusedKernel(_face_tables)
 
 
 def _barycentric_coefficients(
@@ -595,7 +641,7 @@ def _edge(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> list[Tensor]:
 
 
 def _scatter_trapezoids(
-    keys: Tensor, per_trapezoid: list[Tensor], width: int, frame: _DepthFrame, chunk_elements: int
+    keys: Tensor, per_trapezoid: list[Tensor], width: int, frame: _DepthFrame, chunk_elements: int, fused: bool
 ) -> None:
     """Write the keys of ``n`` trapezoids, rows in passes.
 
@@ -611,7 +657,7 @@ def _scatter_trapezoids(
     """
     first_row, pass_rows = 0, _first_pass_rows(keys.device)
     while True:
-        _scatter_rows(keys, per_trapezoid, first_row, pass_rows, width, frame, chunk_elements)
+        _scatter_rows(keys, per_trapezoid, first_row, pass_rows, width, frame, chunk_elements, fused)
         first_row += pass_rows
         pass_rows = first_row
         remaining = (per_trapezoid[0] > first_row).nonzero().squeeze(1)
@@ -628,6 +674,7 @@ def _scatter_rows(
     width: int,
     frame: _DepthFrame,
     chunk_elements: int,
+    fused: bool,
 ) -> None:
     """Write the nearest-face keys of rows ``first_row .. first_row + rows - 1`` of ``n`` trapezoids.
 
@@ -648,30 +695,17 @@ def _scatter_rows(
     """
     row_count, row_start, long_xa, long_ya, long_slope, short_xa, short_ya, short_slope = per_trapezoid[:8]
     level_start, pixel_start, step_x, step_y, face_key = per_trapezoid[8:]
-    device, dtype = row_start.device, row_start.dtype
+    device = row_start.device
 
-    # Row stage (rows, n).
-    offset = torch.arange(first_row, first_row + rows, device=device, dtype=dtype)[:, None]
-    row = row_start + offset
-    long_x = (row - long_ya).mul_(long_slope).add_(long_xa)
-    short_x = (row - short_ya).mul_(short_slope).add_(short_xa)
-    first = torch.minimum(long_x, short_x).ceil_().clamp_(0.0, float(width))
-    length = torch.maximum(long_x, short_x).ceil_().clamp_(max=float(width)).sub_(first).clamp_(min=0.0)
-    length = length.mul_(offset < row_count).long().view(-1)
+    first, length = _ROW_SPANS(row_count, row_start, long_xa, long_ya, long_slope, short_xa, short_ya, short_slope,
+                               first_row, rows, width, fused=fused, device=device)
     ends = torch.cumsum(length, 0)
     total = int(ends[-1])
     if total == 0:
         return
     starts = ends - length
-
-    # Per row, with m the candidate's index in the pass: level = level_m0 + step_x * m and
-    # pixel = pixel_m0 + m (the row's values at its first pixel, moved back to m = 0).
-    shift = first.double().sub_(starts.view(first.shape))
-    offset = offset.double()
-    level_m0 = (step_x * shift).add_(level_start + step_y * offset).view(-1)
-    pixel_m0 = shift.add_(pixel_start + offset * width).view(-1)
-    row_step = step_x.expand(rows, -1).reshape(-1)
-    row_key = face_key.expand(rows, -1).reshape(-1)
+    level_m0, pixel_m0, row_step, row_key = _ROW_TABLES(first, starts, level_start, pixel_start, step_x, step_y,
+                                                        face_key, first_row, rows, width, fused=fused, device=device)
     for begin_row, end_row in _chunk_bounds(ends, total, chunk_elements):
         begin = 0 if begin_row == 0 else int(starts[begin_row])
         end = total if end_row == ends.numel() else int(ends[end_row - 1])
@@ -686,6 +720,67 @@ def _scatter_rows(
         key = (row_step.index_select(0, row_of) * m).add_(level_m0.index_select(0, row_of)).floor_()
         key = key.clamp_(0.0, frame.max_level).mul_(frame.key_scale).add_(row_key.index_select(0, row_of))
         keys.scatter_reduce_(0, index, key, reduce="amin")
+
+
+def _row_spans(
+    row_count: Tensor,
+    row_start: Tensor,
+    long_xa: Tensor,
+    long_ya: Tensor,
+    long_slope: Tensor,
+    short_xa: Tensor,
+    short_ya: Tensor,
+    short_slope: Tensor,
+    first_row: int,
+    rows: int,
+    width: int,
+) -> tuple[Tensor, Tensor]:
+    """Row stage, (rows, n): the covered columns ``[first, first + length)`` of rows ``first_row ..
+    first_row + rows - 1`` of n trapezoids (length 0 past a trapezoid's last row).
+
+    Returns:
+        ``first`` (rows, n) in the working dtype and ``length`` (rows * n,) int64.
+    """
+    offset = torch.arange(first_row, first_row + rows, device=row_start.device, dtype=row_start.dtype)[:, None]
+    row = row_start + offset
+    long_x = (row - long_ya) * long_slope + long_xa
+    short_x = (row - short_ya) * short_slope + short_xa
+    first = torch.minimum(long_x, short_x).ceil().clamp(0.0, float(width))
+    length = (torch.maximum(long_x, short_x).ceil().clamp(max=float(width)) - first).clamp(min=0.0)
+    return first, (length * (offset < row_count)).long().view(-1)
+
+
+def _row_tables(
+    first: Tensor,
+    starts: Tensor,
+    level_start: Tensor,
+    pixel_start: Tensor,
+    step_x: Tensor,
+    step_y: Tensor,
+    face_key: Tensor,
+    first_row: int,
+    rows: int,
+    width: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per row (rows * n,), with m the candidate's index in the pass: level = level_m0 + step_x * m and
+    pixel = pixel_m0 + m (the row's values at its first pixel, moved back to m = 0).
+
+    Args:
+        first: (rows, n) first covered column of each row; ``starts``: (rows * n,) int64 index in the
+            pass of each row's first candidate.
+    Returns:
+        ``level_m0``, ``pixel_m0``, ``row_step`` (the depth-level step) and ``row_key`` (the face's key
+        bits), each (rows * n,) float64.
+    """
+    offset = torch.arange(first_row, first_row + rows, device=first.device, dtype=torch.float64)[:, None]
+    shift = first.double() - starts.view(first.shape)
+    level_m0 = (step_x * shift + (level_start + step_y * offset)).view(-1)
+    pixel_m0 = (shift + (pixel_start + offset * width)).view(-1)
+    return level_m0, pixel_m0, step_x.expand(rows, -1).reshape(-1), face_key.expand(rows, -1).reshape(-1)
+
+
+_ROW_SPANS = FusedKernel(_row_spans)
+_ROW_TABLES = FusedKernel(_row_tables)
 
 
 def _chunk_bounds(ends: Tensor, total: int, chunk_elements: int) -> list[tuple[int, int]]:

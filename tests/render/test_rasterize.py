@@ -260,8 +260,8 @@ def test_orientation_of_slivers_is_exact_in_float32() -> None:
     rough = (f[:, 1, 0] - f[:, 0, 0]) * (f[:, 2, 1] - f[:, 0, 1]) - (f[:, 1, 1] - f[:, 0, 1]) * (f[:, 2, 0] - f[:, 0, 0])
     assert int((torch.sign(rough).double() != torch.sign(exact)).sum()) > 10  # the test exercises the fallback
     for cull in (False, True):
-        single = _visibility_keys(xy, z, corner_ids, 1, count, 200, 200, cull, 1 << 18)
-        double = _visibility_keys(xy.double(), z.double(), corner_ids, 1, count, 200, 200, cull, 1 << 18)
+        single = _visibility_keys(xy, z, corner_ids, 1, count, 200, 200, cull, 1 << 18, False)
+        double = _visibility_keys(xy.double(), z.double(), corner_ids, 1, count, 200, 200, cull, 1 << 18, False)
         expected = (exact < 0 if cull else exact != 0).nonzero().squeeze(1)
         assert torch.equal(single.face_ids, expected)
         assert torch.equal(double.face_ids, expected)
