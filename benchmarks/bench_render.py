@@ -11,7 +11,9 @@ back-propagates a given image gradient (random weights) to the vertex
 positions and the colours, for the whole batch:
 
 * ``augane``: :func:`augane.render.rasterizer` + :func:`augane.render.interpolation`
-  (both windings, as DECA draws), and with back-face culling;
+  (both windings, as DECA draws), and with back-face culling, eager and with
+  the compiled kernels (``fused=True``, :mod:`augane.render.fused`; compiled
+  during the warm-up, which is not timed);
 * ``augane MeshRenderer``: the full DECA-style render (normals, SH light,
   compositing) for reference;
 * ``deodr``: DEODR's C++ rasteriser (``Scene2D``: the same projected 2D
@@ -158,13 +160,15 @@ def count_operations(step: Callable[[], None]) -> int:
     )
 
 
-def augane_step(vertices, faces, cam, colours, weights, size: int, cull: bool) -> Callable[[], None]:
+def augane_step(
+    vertices, faces, cam, colours, weights, size: int, cull: bool, fused: bool = False
+) -> Callable[[], None]:
     """One forward + backward of the colour-interpolation render (the task DEODR performs)."""
 
     def step() -> None:
         v = vertices.detach().requires_grad_(True)
         c = colours.detach().requires_grad_(True)
-        fragments = rasterize(project(v, cam), faces, size, cull_backfaces=cull)
+        fragments = rasterize(project(v, cam), faces, size, cull_backfaces=cull, fused=fused)
         interpolate(fragments, c).backward(weights)
 
     return step
@@ -294,6 +298,8 @@ def benchmark_cpu_threads(threads: int, warmup: int, repeats: int) -> None:
     steps = [
         ("augane rasterize+interpolate", augane_step(vertices, faces, cam, colours, weights, SIZE, cull=False)),
         ("augane rasterize+interpolate, culled", augane_step(vertices, faces, cam, colours, weights, SIZE, cull=True)),
+        ("augane culled, fused kernels", augane_step(vertices, faces, cam, colours, weights, SIZE, cull=True,
+                                                     fused=True)),
         ("augane MeshRenderer (SH light)", renderer_step(vertices, faces, cam, colours, weights, SIZE)),
         ("deodr, culled, hard edges", deodr_hard),
         ("deodr, culled, anti-aliased silhouettes", deodr_soft),
@@ -307,11 +313,14 @@ def benchmark_cpu_threads(threads: int, warmup: int, repeats: int) -> None:
         print(f"  {label:42s} {wall:8.1f} ms/batch {wall / BATCH:7.2f} ms/image{extra}")
     mismatch = coverage_check(vertices, faces, cam, SIZE, scenes)
     print(f"  coverage differs from deodr on {100 * mismatch:.3f}% of pixels")
-    ours, theirs = results["augane rasterize+interpolate, culled"], results["deodr, culled, hard edges"]
-    line = f"  speed-up per image, augane culled vs deodr (same task): {theirs[0] / ours[0]:.2f}x wall"
-    if threads == 1:
-        line += f", {theirs[1] / ours[1]:.2f}x CPU time"
-    print(line)
+    theirs = results["deodr, culled, hard edges"]
+    for label, name in (("augane rasterize+interpolate, culled", "augane culled"),
+                        ("augane culled, fused kernels", "augane culled, fused")):
+        ours = results[label]
+        line = f"  speed-up per image, {name} vs deodr (same task): {theirs[0] / ours[0]:.2f}x wall"
+        if threads == 1:
+            line += f", {theirs[1] / ours[1]:.2f}x CPU time"
+        print(line)
 
 
 def main() -> None:

@@ -58,6 +58,8 @@ class RenderSettings:
             (its ``rasterize_meshes``, where installed).
         chunk_elements: candidate pixels the rasteriser handles per step
             (None: suited to the device).
+        fused_kernels: on CPU, run the rasteriser's per-face and per-row
+            arithmetic as compiled kernels (:mod:`augane.render.fused`).
     """
 
     image_size: int | tuple[int, int] = 224
@@ -67,6 +69,7 @@ class RenderSettings:
     clamp: bool = True
     backend: str = "augane"
     chunk_elements: int | None = None
+    fused_kernels: bool = False
 
     def __post_init__(self) -> None:
         height, width = normalise_image_size(self.image_size)
@@ -88,6 +91,7 @@ class RenderSettings:
             "cull_backfaces": bool(section.get("cull_backfaces", False)),
             "clamp": bool(section.get("clamp", True)),
             "backend": section.get("backend", "augane"),
+            "fused_kernels": bool(section.get("fused_kernels", False)),
         }
         if "image_size" in section:
             values["image_size"] = section["image_size"]
@@ -179,6 +183,7 @@ class MeshRenderer(nn.Module):
             self.settings.image_size,
             cull_backfaces=self.settings.cull_backfaces,
             chunk_elements=self.settings.chunk_elements,
+            fused=self.settings.fused_kernels,
         )
 
     def forward(
