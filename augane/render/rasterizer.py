@@ -48,7 +48,10 @@ does not change.
 On CPU the cost is memory traffic: each operation streams its operands once,
 so the code keeps float64 to the depth keys and the exact fallbacks, uses
 1-D gathers and scatter-adds (much faster than row-wise ``index_add_``) and
-arithmetic selects (``torch.where`` is several times slower).
+arithmetic selects (``torch.where`` is several times slower). With
+``fused=True`` the per-face tables (:func:`_face_tables`) and the row spans
+(:func:`_row_spans`, :func:`_row_tables`), the longest element-wise chains,
+run as compiled loops (:mod:`augane.render.fused`), bit-identical to eager.
 """
 
 from __future__ import annotations
