@@ -539,11 +539,12 @@ def _group_keys(
     # Image y points down: a face whose model normal faces the viewer winds clockwise on screen.
     usable = twice_area < 0 if cull_backfaces else twice_area != 0
     local_ids = usable.nonzero().squeeze(1)
+    drawable = local_ids.numel() > 0  # an empty group is neither compiled for nor drawn
     face_ids, face_corners, coefficients, trapezoids = _FACE_TABLES(
         cx, cy, twice_area, local_ids, corner_ids, z64, frame.scale, frame.offset, first_face, first_column,
-        num_faces, height, width, fused=fused and local_ids.numel() > 0, device=device,
+        num_faces, height, width, fused=fused and drawable, device=device,
     )
-    if local_ids.numel():
+    if drawable:
         for per_trapezoid in trapezoids:
             _scatter_trapezoids(keys, per_trapezoid, width, frame, chunk_elements, fused)
     return face_ids, face_corners, coefficients

@@ -457,22 +457,28 @@ def demo_split_folder(wildcards, output):
     return str(Path(output.labels).parent)
 
 
+def demo_detector_datasets_missing():
+    """The keys of demo.detectors (train_dataset, heldout_dataset) whose dataset is not in the config."""
+    detectors = config["demo"]["detectors"]
+    return [key for key in ("train_dataset", "heldout_dataset") if detectors[key] not in config.get("datasets", {})]
+
+
 def demo_detector_datasets_configured():
     """Whether the datasets the stand-in detectors learn from are in the config."""
-    detectors = config["demo"]["detectors"]
-    return all(detectors[key] in config.get("datasets", {}) for key in ("train_dataset", "heldout_dataset"))
+    return not demo_detector_datasets_missing()
 
 
 def demo_detector_indexes(wildcards):
     """index.parquet of the datasets the stand-in detectors learn from and are scored on."""
     detectors = config["demo"]["detectors"]
-    for key in ("train_dataset", "heldout_dataset"):
-        if detectors[key] not in config.get("datasets", {}):
-            raise WorkflowError(
-                f"demo.detectors.{key}: {detectors[key]!r} is not a dataset of the config; the stand-in detectors "
-                "learn from the demo world's datasets (see config/config.yaml), or point resources.au_detector "
-                "and resources.deca at real checkpoints"
-            )
+    missing = demo_detector_datasets_missing()
+    if missing:
+        key = missing[0]
+        raise WorkflowError(
+            f"demo.detectors.{key}: {detectors[key]!r} is not a dataset of the config; the stand-in detectors "
+            "learn from the demo world's datasets (see config/config.yaml), or point resources.au_detector "
+            "and resources.deca at real checkpoints"
+        )
     return {
         "train": f"{cache_dir(detectors['train_dataset'])}/index.parquet",
         "heldout": f"{cache_dir(detectors['heldout_dataset'])}/index.parquet",
