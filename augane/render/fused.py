@@ -1,13 +1,16 @@
-"""Fused CPU kernels for the rasteriser: its long element-wise chains through ``torch.compile``.
+"""Fused CPU kernels for the renderer: its long element-wise chains through ``torch.compile``.
 
 Eager PyTorch runs one operation at a time, each streaming its operands
 through memory; the rasteriser's per-face tables (some forty operations per
-face) and its row spans (a dozen per trapezoid row) are bound by that
-traffic on CPU. Compiled with Inductor (PyTorch's own compiler, which writes
-and builds C++ loops for the CPU), each chain becomes one pass over the
-faces or rows. The operations are the same, in the same order, so the
-results are bit-identical to eager (tests/render/test_fused.py): shared edges
-still get identical crossings.
+face), its row spans (a dozen per trapezoid row) and its per-pixel lookups
+(gathers from the face tables, barycentrics, interpolation) are bound by
+that traffic on CPU. Compiled with Inductor (PyTorch's own compiler, which
+writes and builds C++ loops for the CPU), each chain becomes one pass over
+the faces, rows or pixels, and runs on all of torch's threads. The
+operations are the same, in the same order (an eager variant may write them
+in place, and plain multiply-adds are never fused into FMAs by either), so
+the results are bit-identical to eager (tests/render/test_fused.py): shared
+edges still get identical crossings.
 
 Fusing is the caller's choice (``fused=`` of :func:`augane.render.rasterize`,
 ``render.fused_kernels`` in the config, off by default) and applies to CPU
@@ -34,11 +37,15 @@ class FusedKernel:
     """A function of tensors that runs compiled (``fused=True``, CPU) or eager.
 
     Args:
-        function: the eager definition, which the compiled kernel equals.
+        function: the definition that is compiled (and run eager unless ``eager`` is given).
+        eager: an equivalent definition for eager runs, the same arithmetic in the same order
+            written the way eager PyTorch runs fastest (1-D gathers, results written in place with
+            ``out=``, which compiled code does not need); tests check that both give the same bits.
     """
 
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.function = function
+    def __init__(self, function: Callable[..., Any], eager: Callable[..., Any] | None = None) -> None:
+        self.compiled_function = function
+        self.function = eager or function
         self.name = function.__name__
         self._compiled: Callable[..., Any] | None = None
         self._broken = False
@@ -50,7 +57,7 @@ class FusedKernel:
             return self.function(*args)
         with self._lock:
             if self._compiled is None:
-                self._compiled = torch.compile(self.function, dynamic=True)
+                self._compiled = torch.compile(self.compiled_function, dynamic=True)
         try:
             return self._compiled(*args)
         except Exception as error:

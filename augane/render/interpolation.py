@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from augane.render.fused import FusedKernel
 from augane.render.rasterizer import Fragments
 
 
@@ -50,7 +51,7 @@ def interpolate_channels(fragments: Fragments, attributes: Tensor) -> Tensor:
     """
     table, corners = _table_and_corners(fragments, attributes)
     bary = fragments.packed_bary.T
-    return _Interpolate.apply(bary, table.contiguous(), corners)
+    return _Interpolate.apply(bary, table.contiguous(), corners, fragments.fused)
 
 
 def interpolate_packed(fragments: Fragments, attributes: Tensor) -> Tensor:
@@ -73,34 +74,73 @@ class _Interpolate(torch.autograd.Function):
     """``out[c] = sum_k bary[k] * table[c, corners[k]]`` with gradients for ``bary`` and ``table``."""
 
     @staticmethod
-    def forward(ctx, bary: Tensor, table: Tensor, corners: Tensor) -> Tensor:
-        """bary (3, N); table (C, P); corners (3, N) int64 -> (C, N)."""
+    def forward(ctx, bary: Tensor, table: Tensor, corners: Tensor, fused: bool) -> Tensor:
+        """bary (3, N); table (C, P); corners (3, N) int64 -> (C, N); ``fused``: compiled CPU kernels."""
         bary = bary.to(table.dtype)
-        channels, count = table.shape[0], corners.shape[1]
-        gathered = table.new_empty((channels, 3, count))
-        for c in range(channels):
-            for k in range(3):
-                torch.index_select(table[c], 0, corners[k], out=gathered[c, k])
-        out = gathered[:, 0] * bary[0]
-        out.addcmul_(gathered[:, 1], bary[1]).addcmul_(gathered[:, 2], bary[2])
+        out, gathered = _INTERPOLATE(bary, table, corners, fused=fused, device=table.device)
         ctx.save_for_backward(bary, gathered, corners)
         ctx.table_shape = table.shape
+        ctx.fused = fused
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         bary, gathered, corners = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_bary = grad_table = None
-        if ctx.needs_input_grad[0]:
-            grad_bary = gathered[0] * grad[0]
-            for c in range(1, grad.shape[0]):
-                grad_bary.addcmul_(gathered[c], grad[c])
+        grad_bary, weighted = _CORNER_GRADIENTS(grad, bary, gathered, fused=ctx.fused, device=grad.device)
+        grad_table = None
         if ctx.needs_input_grad[1]:
-            # A 1-D scatter-add per channel over all three corners (much faster than index_add_ on CPU).
+            # One scatter-add along the table's columns for all channels and corners (much faster than
+            # index_add_ on CPU; the channels run in parallel).
             grad_table = grad.new_zeros(ctx.table_shape)
-            flat_corners = corners.reshape(-1)
-            for c in range(grad.shape[0]):
-                grad_table[c].scatter_add_(0, flat_corners, (bary * grad[c]).reshape(-1))
-        return grad_bary, grad_table, None
+            channels = grad.shape[0]
+            grad_table.scatter_add_(1, corners.reshape(1, -1).expand(channels, -1), weighted.reshape(channels, -1))
+        return grad_bary if ctx.needs_input_grad[0] else None, grad_table, None, None
+
+
+def _interpolate(bary: Tensor, table: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
+    """Interpolated values (C, N) and the corner values (C, 3, N) they came from.
+
+    Args:
+        bary: (3, N) barycentrics; table: (C, P) attribute table; corners: (3, N) int64 table columns.
+    """
+    channels, count = table.shape[0], corners.shape[1]
+    gathered = table.index_select(1, corners.reshape(-1)).view(channels, 3, count)
+    return gathered[:, 0] * bary[0] + gathered[:, 1] * bary[1] + gathered[:, 2] * bary[2], gathered
+
+
+def _interpolate_eager(bary: Tensor, table: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`_interpolate` as eager PyTorch runs it fastest (1-D gathers written in place)."""
+    channels, count = table.shape[0], corners.shape[1]
+    gathered = table.new_empty((channels, 3, count))
+    for c in range(channels):
+        for k in range(3):
+            torch.index_select(table[c], 0, corners[k], out=gathered[c, k])
+    out = gathered[:, 0] * bary[0]
+    return out.add_(gathered[:, 1] * bary[1]).add_(gathered[:, 2] * bary[2]), gathered
+
+
+def _corner_gradients(grad: Tensor, bary: Tensor, gathered: Tensor) -> tuple[Tensor, Tensor]:
+    """The backward's per-pixel terms from the output gradient ``grad`` (C, N).
+
+    Returns:
+        The gradient for the barycentrics (3, N) and for each channel's corners (C, 3, N),
+        before they are summed into the table.
+    """
+    grad_bary = gathered[0] * grad[0]
+    for c in range(1, grad.shape[0]):
+        grad_bary = grad_bary + gathered[c] * grad[c]
+    return grad_bary, bary[None] * grad[:, None]
+
+
+def _corner_gradients_eager(grad: Tensor, bary: Tensor, gathered: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`_corner_gradients` as eager PyTorch runs it fastest (sums written in place)."""
+    grad = grad.contiguous()
+    grad_bary = gathered[0] * grad[0]
+    for c in range(1, grad.shape[0]):
+        grad_bary.add_(gathered[c] * grad[c])
+    return grad_bary, bary[None] * grad[:, None]
+
+
+_INTERPOLATE = FusedKernel(_interpolate, eager=_interpolate_eager)
+_CORNER_GRADIENTS = FusedKernel(_corner_gradients, eager=_corner_gradients_eager)

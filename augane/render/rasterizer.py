@@ -49,9 +49,11 @@ On CPU the cost is memory traffic: each operation streams its operands once,
 so the code keeps float64 to the depth keys and the exact fallbacks, uses
 1-D gathers and scatter-adds (much faster than row-wise ``index_add_``) and
 arithmetic selects (``torch.where`` is several times slower). With
-``fused=True`` the per-face tables (:func:`_face_tables`) and the row spans
-(:func:`_row_spans`, :func:`_row_tables`), the longest element-wise chains,
-run as compiled loops (:mod:`augane.render.fused`), bit-identical to eager.
+``fused=True`` the per-face tables (:func:`_face_tables`), the row spans
+(:func:`_row_spans`, :func:`_row_tables`) and the per-pixel lookups
+(:func:`_winners`, :func:`_pixel_barycentrics`; the interpolation follows
+the fragments' ``fused``) run as compiled loops (:mod:`augane.render.fused`),
+bit-identical to eager.
 """
 
 from __future__ import annotations
@@ -135,6 +137,9 @@ class Fragments:
             to the rasterised vertex positions.
         screen_vertices: (B, V, 3) the rasterised vertices (normalised
             coordinates), kept for depth interpolation.
+        fused: whether per-pixel work on these fragments (interpolation,
+            unpacking) runs as compiled CPU kernels, as the rasteriser did
+            (:mod:`augane.render.fused`; the same results).
     """
 
     image_size: tuple[int, int]
@@ -146,6 +151,7 @@ class Fragments:
     packed_corners: Tensor
     packed_bary: Tensor
     screen_vertices: Tensor
+    fused: bool = False
 
     @property
     def num_faces(self) -> int:
@@ -246,10 +252,12 @@ class _ScatterPixels(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         (pixels,) = ctx.saved_tensors
-        channels = grad.shape[1]
-        index = pixels[None] * channels + torch.arange(channels, device=pixels.device)[:, None]
-        packed = grad.contiguous().view(-1).index_select(0, index.view(-1))
-        return packed.view(channels, -1), None, None, None
+        packed = grad.new_empty((grad.shape[1], pixels.shape[0]))
+        for c in range(grad.shape[1]):
+            torch.index_select(grad[:, c], 0, pixels, out=packed[c])
+        return packed, None, None, None
+
+
 
 
 class _ScatterChannels(torch.autograd.Function):
@@ -310,8 +318,9 @@ def rasterize(
             on the vertex order) points away from the viewer.
         chunk_elements: candidate pixels processed per step (bounds memory);
             ``None`` picks a size suited to the device.
-        fused: on CPU, run the per-face tables and the row spans as compiled
-            kernels (:mod:`augane.render.fused`; the same result, faster).
+        fused: on CPU, run the per-face tables, the row spans and the per-pixel
+            lookups as compiled kernels (:mod:`augane.render.fused`; the same
+            result, faster), as do interpolations of the fragments.
     Returns:
         :class:`Fragments`; barycentrics are differentiable with respect to
         ``vertices[..., :2]`` (and depth with respect to ``vertices``).
@@ -333,16 +342,13 @@ def rasterize(
         depth = vertices[..., 2].detach().reshape(-1)
         visible = _visibility_keys(flat, depth, corner_ids, batch, num_faces, height, width, cull_backfaces, chunk,
                                    fused)
-        keys = visible.keys
-        pixels = (keys < _KEY_LIMIT).nonzero().squeeze(1)
-        # The key's low bits are the winner's column in the face tables (below 2**face_bits).
-        winners = keys.index_select(0, pixels).long().bitwise_and_((1 << visible.face_bits) - 1)
-        packed_faces = visible.face_ids.index_select(0, winners)
-        packed_corners = winners.new_empty((3, winners.shape[0]))
-        for k in range(3):
-            torch.index_select(visible.face_corners[k], 0, winners, out=packed_corners[k])
-        centre_x, centre_y = _pixel_centres(pixels, batch, height, width, flat.dtype)
-    packed_bary = _Barycentrics.apply(pixel_xy, visible.coefficients, winners, packed_corners, centre_x, centre_y).T
+        pixels = (visible.keys < _KEY_LIMIT).nonzero().squeeze(1)
+        winners, packed_faces, packed_corners = _WINNERS(
+            visible.keys, pixels, visible.face_ids, visible.face_corners, visible.face_bits, fused=fused, device=device
+        )
+    packed_bary = _Barycentrics.apply(
+        pixel_xy, visible.coefficients, winners, packed_corners, pixels, (batch, height, width), fused
+    ).T
     return Fragments(
         image_size=(height, width),
         batch_size=batch,
@@ -353,7 +359,38 @@ def rasterize(
         packed_corners=packed_corners,
         packed_bary=packed_bary,
         screen_vertices=vertices,
+        fused=fused,
     )
+
+
+def _winners(
+    keys: Tensor, pixels: Tensor, face_ids: Tensor, face_corners: Tensor, face_bits: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The visible face of each covered pixel, from its key (whose low bits are the face's column).
+
+    Args:
+        keys: (B*H*W,) float64 keys (:func:`_visibility_keys`); ``pixels``: (N,) the covered ones.
+        face_ids: (n,) and ``face_corners`` (3, n): the face tables.
+    Returns:
+        ``winners`` (N,) column in the face tables, ``packed_faces`` (N,) batch-global face index
+        and ``packed_corners`` (3, N) batch-global vertex indices of its corners.
+    """
+    winners = keys.index_select(0, pixels).long().bitwise_and((1 << face_bits) - 1)
+    return winners, face_ids.index_select(0, winners), face_corners.index_select(1, winners)
+
+
+def _winners_eager(
+    keys: Tensor, pixels: Tensor, face_ids: Tensor, face_corners: Tensor, face_bits: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_winners` as eager PyTorch runs it fastest (1-D gathers written in place)."""
+    winners = keys.index_select(0, pixels).long().bitwise_and_((1 << face_bits) - 1)
+    corners = winners.new_empty((3, winners.shape[0]))
+    for k in range(3):
+        torch.index_select(face_corners[k], 0, winners, out=corners[k])
+    return winners, face_ids.index_select(0, winners), corners
+
+
+_WINNERS = FusedKernel(_winners, eager=_winners_eager)
 
 
 def _pixel_centres(pixels: Tensor, batch: int, height: int, width: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -802,6 +839,50 @@ def _chunk_bounds(ends: Tensor, total: int, chunk_elements: int) -> list[tuple[i
     return list(zip(cuts[:-1], cuts[1:]))
 
 
+def _pixel_barycentrics(
+    coefficients: Tensor, pixel_faces: Tensor, pixels: Tensor, batch: int, height: int, width: int
+) -> tuple[Tensor, Tensor]:
+    """Barycentrics of the covered pixel centres in their visible faces.
+
+    Args:
+        coefficients: (6, n) per face ``g1x, g1y, g2x, g2y, x0, y0`` (:func:`_barycentric_coefficients`,
+            pixel-index coordinates: the centre of pixel ``(i, j)`` is ``(j, i)``).
+        pixel_faces: (N,) the face (column of ``coefficients``) of each pixel.
+        pixels: (N,) flat index into (B, H, W) of each pixel.
+    Returns:
+        ``gradients`` (4, N): ``g1x, g1y, g2x, g2y`` of each pixel's face, and ``bary`` (3, N).
+    """
+    centre_x, centre_y = _pixel_centres(pixels, batch, height, width, coefficients.dtype)
+    per_pixel = coefficients.index_select(1, pixel_faces)
+    g1x, g1y, g2x, g2y, x0, y0 = per_pixel
+    dx = centre_x - x0
+    dy = centre_y - y0
+    b1 = g1x * dx + g1y * dy
+    b2 = g2x * dx + g2y * dy
+    return per_pixel[:4], torch.stack([(1.0 - b1) - b2, b1, b2])
+
+
+def _pixel_barycentrics_eager(
+    coefficients: Tensor, pixel_faces: Tensor, pixels: Tensor, batch: int, height: int, width: int
+) -> tuple[Tensor, Tensor]:
+    """:func:`_pixel_barycentrics` as eager PyTorch runs it fastest (1-D gathers, results written in place)."""
+    centre_x, centre_y = _pixel_centres(pixels, batch, height, width, coefficients.dtype)
+    gradients = coefficients.new_empty((4, pixel_faces.shape[0]))
+    for k in range(4):
+        torch.index_select(coefficients[k], 0, pixel_faces, out=gradients[k])
+    g1x, g1y, g2x, g2y = gradients
+    dx = centre_x.sub_(coefficients[4].index_select(0, pixel_faces))
+    dy = centre_y.sub_(coefficients[5].index_select(0, pixel_faces))
+    bary = gradients.new_empty((3, pixel_faces.shape[0]))
+    torch.mul(g1x, dx, out=bary[1]).add_(g1y * dy)  # not addcmul_, which fuses multiply-adds
+    torch.mul(g2x, dx, out=bary[2]).add_(g2y * dy)
+    torch.sub(1.0 - bary[1], bary[2], out=bary[0])
+    return gradients, bary
+
+
+_PIXEL_BARYCENTRICS = FusedKernel(_pixel_barycentrics, eager=_pixel_barycentrics_eager)
+
+
 class _Barycentrics(torch.autograd.Function):
     """Screen-space barycentric coordinates of pixel centres in given faces, with an analytic backward.
 
@@ -816,8 +897,9 @@ class _Barycentrics(torch.autograd.Function):
         coefficients: Tensor,
         pixel_faces: Tensor,
         packed_corners: Tensor,
-        centre_x: Tensor,
-        centre_y: Tensor,
+        pixels: Tensor,
+        image_shape: tuple[int, int, int],
+        fused: bool,
     ) -> Tensor:
         """Barycentrics (3, N) of N pixel centres.
 
@@ -826,32 +908,28 @@ class _Barycentrics(torch.autograd.Function):
                 (only routes the gradient: the geometry is in ``coefficients``).
             coefficients: (6, n) per face: ``g1x, g1y, g2x, g2y``, the
                 gradients of b1 and b2 with respect to the point (b0 = 1 - b1 - b2),
-                and ``x0, y0``, its first corner (:func:`_barycentric_coefficients`).
+                and ``x0, y0``, its first corner (:func:`_barycentric_coefficients`,
+                pixel-index coordinates).
             pixel_faces: (N,) the face (column of ``coefficients``) of each pixel.
             packed_corners: (3, N) rows of ``pixel_xy`` of each pixel's face corners.
-            centre_x, centre_y: (N,) pixel centres, in the coordinates of ``x0, y0``.
+            pixels: (N,) flat index into ``image_shape`` (B, H, W) of each pixel.
+            fused: compute as a compiled kernel on CPU (:mod:`augane.render.fused`).
         """
-        g1x, g1y, g2x, g2y, x0, y0 = (row.index_select(0, pixel_faces) for row in coefficients)
-        dx = centre_x - x0
-        dy = centre_y - y0
-        bary = g1x.new_empty((3, g1x.shape[0]))
-        torch.mul(g1x, dx, out=bary[1]).addcmul_(g1y, dy)
-        torch.mul(g2x, dx, out=bary[2]).addcmul_(g2y, dy)
-        torch.sub(1.0 - bary[1], bary[2], out=bary[0])
-        ctx.save_for_backward(g1x, g1y, g2x, g2y, bary, packed_corners)
+        gradients, bary = _PIXEL_BARYCENTRICS(coefficients, pixel_faces, pixels, *image_shape, fused=fused,
+                                              device=pixels.device)
+        ctx.save_for_backward(gradients, bary, packed_corners)
         ctx.num_points = pixel_xy.shape[0]
         return bary
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_bary: Tensor):
-        g1x, g1y, g2x, g2y, bary, packed_corners = ctx.saved_tensors
+        (g1x, g1y, g2x, g2y), bary, packed_corners = ctx.saved_tensors
         # Minus the gradient with respect to the point; every corner k receives b_k times it.
         weight1 = grad_bary[0] - grad_bary[1]
         weight2 = grad_bary[0] - grad_bary[2]
-        flat_corners = packed_corners.reshape(-1)
+        point = torch.stack([torch.addcmul(weight1 * g1x, weight2, g2x), torch.addcmul(weight1 * g1y, weight2, g2y)])
         grad = weight1.new_zeros((2, ctx.num_points))
-        for axis, (g1, g2) in enumerate(((g1x, g2x), (g1y, g2y))):
-            point = torch.addcmul(weight1 * g1, weight2, g2)
-            grad[axis].scatter_add_(0, flat_corners, (bary * point).reshape(-1))
-        return grad.T, None, None, None, None, None
+        # One scatter-add along the vertices for both axes and all three corners (the axes run in parallel).
+        grad.scatter_add_(1, packed_corners.reshape(1, -1).expand(2, -1), (bary[None] * point[:, None]).view(2, -1))
+        return grad.T, None, None, None, None, None, None

@@ -114,3 +114,33 @@ def test_kernel_runs_eager_off_cpu_and_when_not_asked(monkeypatch) -> None:
     x = torch.arange(3.0)
     assert torch.equal(kernel(x, fused=True, device=torch.device("cuda")), x * 2.0 + 1.0)
     assert torch.equal(kernel(x, fused=False, device=x.device), x * 2.0 + 1.0)
+
+
+def test_eager_variants_compute_the_same_bits_as_the_compiled_definitions(monkeypatch) -> None:
+    """Each kernel's eager variant equals its compiled definition run op by op (compiling aside)."""
+    from augane.render import interpolation as interpolation_module
+    from augane.render import rasterizer as rasterizer_module
+
+    kernels = [rasterizer_module._WINNERS, rasterizer_module._PIXEL_BARYCENTRICS, interpolation_module._INTERPOLATE,
+               interpolation_module._CORNER_GRADIENTS]
+    calls = {kernel.name: [] for kernel in kernels}
+
+    def compile_passthrough(function, dynamic):
+        def run(*args):
+            calls[function.__name__].append(args)
+            return function(*args)
+
+        return run
+
+    monkeypatch.setattr(fused_module.torch, "compile", compile_passthrough)
+    for kernel in kernels:
+        monkeypatch.setattr(kernel, "_compiled", None)
+    vertices, faces = random_scene(11, batch=2, num_vertices=50, num_faces=90)
+    colours = torch.rand(2, 50, 3, requires_grad=True)
+    interpolate(rasterize(vertices, faces, 30, fused=True), colours).backward(torch.rand(2, 30, 30, 3))
+    for kernel in kernels:
+        assert calls[kernel.name], f"{kernel.name} did not run"
+        for args in calls[kernel.name]:
+            args = [arg.detach() if isinstance(arg, torch.Tensor) else arg for arg in args]
+            for compiled_output, eager_output in zip(kernel.compiled_function(*args), kernel.function(*args)):
+                assert torch.equal(compiled_output, eager_output), kernel.name

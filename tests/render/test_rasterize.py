@@ -161,15 +161,16 @@ def test_barycentric_gradients_match_finite_differences() -> None:
     from augane.flame.camera import normalised_to_pixels
 
     pixel_xy = normalised_to_pixels(vertices[..., :2], 12, 12).reshape(-1, 2).detach().requires_grad_(True)
-    centres = (fragments.pixels % 12).double() + 0.5, (fragments.pixels // 12).double() + 0.5
 
     def bary_of(xy):
-        corners = xy.detach()[faces.T]  # (3, F, 2)
+        corners = (xy.detach() - 0.5)[faces.T]  # (3, F, 2), pixel-index coordinates (centres at integers)
         (xa, ya), (xb, yb), (xc, yc) = (corners[k].unbind(-1) for k in range(3))
         e1x, e1y, e2x, e2y = xb - xa, yb - ya, xc - xa, yc - ya
         inverse_area = 1.0 / (e1x * e2y - e1y * e2x)
         coefficients = _barycentric_coefficients(xa, ya, e1x, e1y, e2x, e2y, inverse_area)
-        return _Barycentrics.apply(xy, coefficients, fragments.packed_faces, fragments.packed_corners, *centres)
+        return _Barycentrics.apply(
+            xy, coefficients, fragments.packed_faces, fragments.packed_corners, fragments.pixels, (1, 12, 12), False
+        )
 
     torch.testing.assert_close(bary_of(pixel_xy).T, fragments.packed_bary)
     assert torch.autograd.gradcheck(bary_of, (pixel_xy,), eps=1e-6, atol=1e-6)
