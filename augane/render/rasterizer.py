@@ -50,7 +50,8 @@ so the code keeps float64 to the depth keys and the exact fallbacks, uses
 1-D gathers and scatter-adds (much faster than row-wise ``index_add_``) and
 arithmetic selects (``torch.where`` is several times slower). With
 ``fused=True`` the per-face tables (:func:`_face_tables`), the row spans
-(:func:`_row_spans`, :func:`_row_tables`) and the per-pixel lookups
+(:func:`_row_spans`, :func:`_row_tables`), the candidate keys
+(:func:`_candidate_keys`) and the per-pixel lookups
 (:func:`_winners`, :func:`_pixel_barycentrics`; the interpolation follows
 the fragments' ``fused``) run as compiled loops (:mod:`augane.render.fused`),
 bit-identical to eager.
@@ -756,10 +757,8 @@ def _scatter_rows(
         marks = torch.zeros(end - begin + 1, dtype=torch.int64, device=device)
         marks.scatter_add_(0, row_starts, torch.ones_like(row_starts))
         row_of = torch.cumsum(marks[:-1], 0).add_(begin_row - 1)
-        m = torch.arange(begin, end, device=device, dtype=torch.float64)
-        index = (pixel_m0.index_select(0, row_of) + m).long()
-        key = (row_step.index_select(0, row_of) * m).add_(level_m0.index_select(0, row_of)).floor_()
-        key = key.clamp_(0.0, frame.max_level).mul_(frame.key_scale).add_(row_key.index_select(0, row_of))
+        index, key = _CANDIDATE_KEYS(row_of, begin, pixel_m0, level_m0, row_step, row_key, frame.max_level,
+                                     frame.key_scale, fused=fused, device=device)
         keys.scatter_reduce_(0, index, key, reduce="amin")
 
 
@@ -820,6 +819,49 @@ def _row_tables(
     return level_m0, pixel_m0, step_x.expand(rows, -1).reshape(-1), face_key.expand(rows, -1).reshape(-1)
 
 
+def _candidate_keys(
+    row_of: Tensor,
+    begin: int,
+    pixel_m0: Tensor,
+    level_m0: Tensor,
+    row_step: Tensor,
+    row_key: Tensor,
+    max_level: float,
+    key_scale: float,
+) -> tuple[Tensor, Tensor]:
+    """Pixel and key of the candidates ``begin, begin + 1, ..`` of a pass.
+
+    Args:
+        row_of: (M,) int64 the row (in the pass) of each candidate.
+        pixel_m0, level_m0, row_step, row_key: per row of the pass (:func:`_row_tables`).
+        max_level: the highest depth level; ``key_scale``: ``2**face_bits``.
+    Returns:
+        ``index`` (M,) int64 flat pixel index and ``key`` (M,) float64.
+    """
+    m = torch.arange(row_of.shape[0], device=row_of.device, dtype=torch.float64) + begin
+    index = (pixel_m0.index_select(0, row_of) + m).long()
+    key = (row_step.index_select(0, row_of) * m + level_m0.index_select(0, row_of)).floor()
+    return index, key.clamp(0.0, max_level) * key_scale + row_key.index_select(0, row_of)
+
+
+def _candidate_keys_eager(
+    row_of: Tensor,
+    begin: int,
+    pixel_m0: Tensor,
+    level_m0: Tensor,
+    row_step: Tensor,
+    row_key: Tensor,
+    max_level: float,
+    key_scale: float,
+) -> tuple[Tensor, Tensor]:
+    """:func:`_candidate_keys` as eager PyTorch runs it fastest (in place)."""
+    m = torch.arange(begin, begin + row_of.shape[0], device=row_of.device, dtype=torch.float64)
+    index = (pixel_m0.index_select(0, row_of) + m).long()
+    key = (row_step.index_select(0, row_of) * m).add_(level_m0.index_select(0, row_of)).floor_()
+    return index, key.clamp_(0.0, max_level).mul_(key_scale).add_(row_key.index_select(0, row_of))
+
+
+_CANDIDATE_KEYS = FusedKernel(_candidate_keys, eager=_candidate_keys_eager)
 _ROW_SPANS = FusedKernel(_row_spans)
 _ROW_TABLES = FusedKernel(_row_tables)
 
