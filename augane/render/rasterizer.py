@@ -838,30 +838,13 @@ def _candidate_keys(
     Returns:
         ``index`` (M,) int64 flat pixel index and ``key`` (M,) float64.
     """
-    m = torch.arange(row_of.shape[0], device=row_of.device, dtype=torch.float64) + begin
-    index = (pixel_m0.index_select(0, row_of) + m).long()
-    key = (row_step.index_select(0, row_of) * m + level_m0.index_select(0, row_of)).floor()
-    return index, key.clamp(0.0, max_level) * key_scale + row_key.index_select(0, row_of)
-
-
-def _candidate_keys_eager(
-    row_of: Tensor,
-    begin: int,
-    pixel_m0: Tensor,
-    level_m0: Tensor,
-    row_step: Tensor,
-    row_key: Tensor,
-    max_level: float,
-    key_scale: float,
-) -> tuple[Tensor, Tensor]:
-    """:func:`_candidate_keys` as eager PyTorch runs it fastest (in place)."""
     m = torch.arange(begin, begin + row_of.shape[0], device=row_of.device, dtype=torch.float64)
     index = (pixel_m0.index_select(0, row_of) + m).long()
     key = (row_step.index_select(0, row_of) * m).add_(level_m0.index_select(0, row_of)).floor_()
     return index, key.clamp_(0.0, max_level).mul_(key_scale).add_(row_key.index_select(0, row_of))
 
 
-_CANDIDATE_KEYS = FusedKernel(_candidate_keys, eager=_candidate_keys_eager)
+_CANDIDATE_KEYS = FusedKernel(_candidate_keys)
 _ROW_SPANS = FusedKernel(_row_spans)
 _ROW_TABLES = FusedKernel(_row_tables)
 
