@@ -65,7 +65,7 @@ class FusedKernel:
                 raise
             self._broken = True
             first_line = str(error).splitlines()[0] if str(error) else ""
-            log.warning("could not compile the rasteriser kernel %s (%s: %s); it runs eager from now on "
+            log.warning("could not compile the renderer kernel %s (%s: %s); it runs eager from now on "
                         "(same results, slower)", self.name, type(error).__name__, first_line)
             return self.function(*args)
 

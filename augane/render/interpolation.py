@@ -80,22 +80,26 @@ class _Interpolate(torch.autograd.Function):
         out, gathered = _INTERPOLATE(bary, table, corners, fused=fused, device=table.device)
         ctx.save_for_backward(bary, gathered, corners)
         ctx.table_shape = table.shape
-        ctx.fused = fused
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         bary, gathered, corners = ctx.saved_tensors
-        grad_bary, weighted = _CORNER_GRADIENTS(grad, bary, gathered, fused=ctx.fused, device=grad.device)
-        grad_table = None
+        grad = grad.contiguous()
+        grad_bary = grad_table = None
+        if ctx.needs_input_grad[0]:
+            grad_bary = gathered[0] * grad[0]
+            for c in range(1, grad.shape[0]):
+                grad_bary.addcmul_(gathered[c], grad[c])
         if ctx.needs_input_grad[1]:
             # One scatter-add along the table's columns for all channels and corners (much faster than
             # index_add_ on CPU; the channels run in parallel).
             grad_table = grad.new_zeros(ctx.table_shape)
             channels = grad.shape[0]
-            grad_table.scatter_add_(1, corners.reshape(1, -1).expand(channels, -1), weighted.reshape(channels, -1))
-        return grad_bary if ctx.needs_input_grad[0] else None, grad_table, None, None
+            weighted = (bary[None] * grad[:, None]).view(channels, -1)
+            grad_table.scatter_add_(1, corners.reshape(1, -1).expand(channels, -1), weighted)
+        return grad_bary, grad_table, None, None
 
 
 def _interpolate(bary: Tensor, table: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,27 +124,4 @@ def _interpolate_eager(bary: Tensor, table: Tensor, corners: Tensor) -> tuple[Te
     return out.add_(gathered[:, 1] * bary[1]).add_(gathered[:, 2] * bary[2]), gathered
 
 
-def _corner_gradients(grad: Tensor, bary: Tensor, gathered: Tensor) -> tuple[Tensor, Tensor]:
-    """The backward's per-pixel terms from the output gradient ``grad`` (C, N).
-
-    Returns:
-        The gradient for the barycentrics (3, N) and for each channel's corners (C, 3, N),
-        before they are summed into the table.
-    """
-    grad_bary = gathered[0] * grad[0]
-    for c in range(1, grad.shape[0]):
-        grad_bary = grad_bary + gathered[c] * grad[c]
-    return grad_bary, bary[None] * grad[:, None]
-
-
-def _corner_gradients_eager(grad: Tensor, bary: Tensor, gathered: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`_corner_gradients` as eager PyTorch runs it fastest (sums written in place)."""
-    grad = grad.contiguous()
-    grad_bary = gathered[0] * grad[0]
-    for c in range(1, grad.shape[0]):
-        grad_bary.add_(gathered[c] * grad[c])
-    return grad_bary, bary[None] * grad[:, None]
-
-
 _INTERPOLATE = FusedKernel(_interpolate, eager=_interpolate_eager)
-_CORNER_GRADIENTS = FusedKernel(_corner_gradients, eager=_corner_gradients_eager)

@@ -138,9 +138,9 @@ class Fragments:
             to the rasterised vertex positions.
         screen_vertices: (B, V, 3) the rasterised vertices (normalised
             coordinates), kept for depth interpolation.
-        fused: whether per-pixel work on these fragments (interpolation,
-            unpacking) runs as compiled CPU kernels, as the rasteriser did
-            (:mod:`augane.render.fused`; the same results).
+        fused: whether interpolations of these fragments run as compiled
+            CPU kernels, as the rasteriser did (:mod:`augane.render.fused`;
+            the same results).
     """
 
     image_size: tuple[int, int]
@@ -257,8 +257,6 @@ class _ScatterPixels(torch.autograd.Function):
         for c in range(grad.shape[1]):
             torch.index_select(grad[:, c], 0, pixels, out=packed[c])
         return packed, None, None, None
-
-
 
 
 class _ScatterChannels(torch.autograd.Function):
