@@ -29,8 +29,9 @@ a typical batch in one go; groups of images bound the memory of huge ones):
    edge see bit-identical crossings: a pixel centre on a shared edge or
    vertex belongs to exactly one of them (the top-left rule in y-down
    coordinates), with no cracks and no double hits. Rows come in passes (the
-   first row of every trapezoid, then further rows of those that have them,
-   doubling), so that the work follows the trapezoids' heights without sorting.
+   first row of every trapezoid, upper and lower ones in one table, then
+   further rows of those that have them, doubling), so that the work follows
+   the trapezoids' heights without sorting.
 4. Candidate stage: the spans are laid end to end, one candidate per covered
    pixel (never a padded box), each with a key that packs the quantised depth
    above the face's column in the face tables (an integer held exactly in a
@@ -50,11 +51,14 @@ so the code keeps float64 to the depth keys and the exact fallbacks, uses
 1-D gathers and scatter-adds (much faster than row-wise ``index_add_``) and
 arithmetic selects (``torch.where`` is several times slower). With
 ``fused=True`` the per-face tables (:func:`_face_tables`), the row spans
-(:func:`_row_spans`, :func:`_row_tables`), the candidate keys
-(:func:`_candidate_keys`) and the per-pixel lookups
-(:func:`_winners`, :func:`_pixel_barycentrics`; the interpolation follows
-the fragments' ``fused``) run as compiled loops (:mod:`augane.render.fused`),
-bit-identical to eager.
+(:func:`_row_spans`), the trapezoids kept between passes
+(:func:`_select_trapezoids`), the candidate keys
+(:func:`_plane_candidate_keys`: the per-row tables' arithmetic done per
+candidate, with nothing per row written out), the per-pixel lookups
+(:func:`_winners`, :func:`_pixel_barycentrics`) and the packing of per-pixel
+values into images and back (:func:`_scatter_pixels`, :func:`_gather_pixels`;
+the interpolation follows the fragments' ``fused``) run as compiled loops
+(:mod:`augane.render.fused`), bit-identical to eager.
 """
 
 from __future__ import annotations
@@ -168,7 +172,8 @@ class Fragments:
     def unpack(self, values: Tensor, background: float = 0.0) -> Tensor:
         """Scatter packed per-pixel values (N, C) into an image (B, H, W, C), ``background`` elsewhere."""
         height, width = self.image_size
-        out = _ScatterPixels.apply(values.T, self.pixels, self.batch_size * height * width, float(background))
+        out = _ScatterPixels.apply(values.T, self.pixels, self.batch_size * height * width, float(background),
+                                   self.fused)
         return out.view(self.batch_size, height, width, values.shape[-1])
 
     def unpack_image(self, values: Tensor, background: Tensor | float = 0.0) -> Tensor:
@@ -237,26 +242,52 @@ class Fragments:
 class _ScatterPixels(torch.autograd.Function):
     """Channels-first packed values (C, N) into a channels-last image (P, C) (P = B*H*W), with its backward.
 
-    One strided ``index_copy_`` / ``index_select`` per channel: faster on CPU
-    than copying (N, C) rows, and the gradient comes back channels first.
+    Eager: one strided ``index_copy_`` / ``index_select`` per channel (faster on CPU than copying
+    (N, C) rows), and the gradient comes back channels first; ``fused``: one compiled pass
+    (:mod:`augane.render.fused`).
     """
 
     @staticmethod
-    def forward(ctx, values: Tensor, pixels: Tensor, num_pixels: int, background: float) -> Tensor:
-        out = values.new_full((num_pixels, values.shape[0]), background)
-        for c in range(values.shape[0]):
-            out[:, c].index_copy_(0, pixels, values[c])
+    def forward(ctx, values: Tensor, pixels: Tensor, num_pixels: int, background: float, fused: bool) -> Tensor:
         ctx.save_for_backward(pixels)
-        return out
+        ctx.fused = fused
+        return _SCATTER_PIXELS(values, pixels, num_pixels, background, fused=fused, device=values.device)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         (pixels,) = ctx.saved_tensors
-        packed = grad.new_empty((grad.shape[1], pixels.shape[0]))
-        for c in range(grad.shape[1]):
-            torch.index_select(grad[:, c], 0, pixels, out=packed[c])
-        return packed, None, None, None
+        return _GATHER_PIXELS(grad, pixels, fused=ctx.fused, device=grad.device), None, None, None, None
+
+
+def _scatter_pixels(values: Tensor, pixels: Tensor, num_pixels: int, background: float) -> Tensor:
+    """Packed values (C, N) written at rows ``pixels`` (N,) of a (num_pixels, C) image of ``background``."""
+    return values.new_full((num_pixels, values.shape[0]), background).index_put_((pixels,), values.T)
+
+
+def _scatter_pixels_eager(values: Tensor, pixels: Tensor, num_pixels: int, background: float) -> Tensor:
+    """:func:`_scatter_pixels` as eager PyTorch runs it fastest (a strided 1-D copy per channel)."""
+    out = values.new_full((num_pixels, values.shape[0]), background)
+    for c in range(values.shape[0]):
+        out[:, c].index_copy_(0, pixels, values[c])
+    return out
+
+
+def _gather_pixels(image: Tensor, pixels: Tensor) -> Tensor:
+    """Rows ``pixels`` (N,) of a (P, C) image, channels first: (C, N)."""
+    return image.index_select(0, pixels).T.contiguous()
+
+
+def _gather_pixels_eager(image: Tensor, pixels: Tensor) -> Tensor:
+    """:func:`_gather_pixels` as eager PyTorch runs it fastest (a strided 1-D gather per channel)."""
+    packed = image.new_empty((image.shape[1], pixels.shape[0]))
+    for c in range(image.shape[1]):
+        torch.index_select(image[:, c], 0, pixels, out=packed[c])
+    return packed
+
+
+_SCATTER_PIXELS = FusedKernel(_scatter_pixels, eager=_scatter_pixels_eager)
+_GATHER_PIXELS = FusedKernel(_gather_pixels, eager=_gather_pixels_eager)
 
 
 class _ScatterChannels(torch.autograd.Function):
@@ -576,13 +607,12 @@ def _group_keys(
     usable = twice_area < 0 if cull_backfaces else twice_area != 0
     local_ids = usable.nonzero().squeeze(1)
     drawable = local_ids.numel() > 0  # an empty group is neither compiled for nor drawn
-    face_ids, face_corners, coefficients, trapezoids = _FACE_TABLES(
+    face_ids, face_corners, coefficients, edges, planes = _FACE_TABLES(
         cx, cy, twice_area, local_ids, corner_ids, z64, frame.scale, frame.offset, first_face, first_column,
         num_faces, height, width, fused=fused and drawable, device=device,
     )
     if drawable:
-        for per_trapezoid in trapezoids:
-            _scatter_trapezoids(keys, per_trapezoid, width, frame, chunk_elements, fused)
+        _scatter_trapezoids(keys, edges, planes, width, frame, chunk_elements, fused)
     return face_ids, face_corners, coefficients
 
 
@@ -600,8 +630,8 @@ def _face_tables(
     num_faces: int,
     height: int,
     width: int,
-) -> tuple[Tensor, Tensor, Tensor, list[list[Tensor]]]:
-    """The tables of the usable faces ``local_ids`` of a group, and their two trapezoids.
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The tables of the usable faces ``local_ids`` of a group, and of their trapezoids (two per face).
 
     Args:
         cx, cy: (3, f) corner coordinates of the group's faces (pixel-index coordinates).
@@ -614,8 +644,9 @@ def _face_tables(
         first_column: column of the group's first usable face in the face tables.
     Returns:
         ``face_ids`` (n,), ``face_corners`` (3, n), ``coefficients`` (6, n) (:func:`_barycentric_coefficients`),
-        and for the upper and the lower trapezoid of each face the per-trapezoid tensors that
-        :func:`_scatter_trapezoids` takes.
+        and the tables of the faces' upper trapezoids (columns ``0 .. n-1``) and lower ones
+        (``n .. 2n-1``) that :func:`_scatter_trapezoids` takes: ``edges`` (8, 2n) in the working
+        dtype and ``planes`` (5, 2n) float64.
     """
     dtype = cx.dtype
     face_ids = local_ids + first_face
@@ -644,12 +675,15 @@ def _face_tables(
     x0, y0, x1, y1 = _sort_pair(x0, y0, x1, y1)
     long_edge = _edge(x0, y0, x2, y2)
     top, middle, bottom = (torch.ceil(y).clamp(0, height) for y in (y0, y1, y2))
-    trapezoids = []
-    for short_edge, start, stop in ((_edge(x0, y0, x1, y1), top, middle), (_edge(x1, y1, x2, y2), middle, bottom)):
-        start64 = start.double()
-        trapezoids.append([stop - start, start, *long_edge, *short_edge, origin + step_y * start64,
-                           image_base + start64 * width, step_x, step_y, column])
-    return face_ids, face_corners, coefficients, trapezoids
+    # Upper and lower trapezoids side by side, (2, n): each row of the tables is one (2n,) row.
+    start, stop = torch.stack([top, middle]), torch.stack([middle, bottom])
+    short_edge = _edge(torch.stack([x0, x1]), torch.stack([y0, y1]), torch.stack([x1, x2]), torch.stack([y1, y2]))
+    start64 = start.double()
+    both = start.shape
+    edges = torch.stack([stop - start, start, *(part.expand(both) for part in long_edge), *short_edge]).view(8, -1)
+    planes = torch.stack([origin + step_y * start64, image_base + start64 * width, step_x.expand(both),
+                          step_y.expand(both), column.expand(both)]).view(5, -1)
+    return face_ids, face_corners, coefficients, edges, planes
 
 
 _FACE_TABLES = FusedKernel(_face_tables)
@@ -681,7 +715,7 @@ def _edge(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> list[Tensor]:
 
 
 def _scatter_trapezoids(
-    keys: Tensor, per_trapezoid: list[Tensor], width: int, frame: _DepthFrame, chunk_elements: int, fused: bool
+    keys: Tensor, edges: Tensor, planes: Tensor, width: int, frame: _DepthFrame, chunk_elements: int, fused: bool
 ) -> None:
     """Write the keys of ``n`` trapezoids, rows in passes.
 
@@ -690,25 +724,44 @@ def _scatter_trapezoids(
     pass), so that the work follows the trapezoids' heights without sorting.
 
     Args:
-        per_trapezoid: (n,) tensors: ``rows, row_start, row_stop``, the long edge and the
-            short edge (three tensors each, :func:`_edge`), then float64
-            ``origin, step_x, step_y`` (the depth-level plane), the pixel index
-            of the face's image and the face's key bits.
+        edges: (8, n) in the working dtype: ``rows`` (the trapezoid's row count), ``row_start``
+            (its first row), then its long edge and its short edge (three rows each, :func:`_edge`).
+        planes: (5, n) float64: the depth level at column 0 of the first row, the flat pixel
+            index of that row's column 0, the depth-level steps per column and per row, and the
+            face's key bits (its column in the face tables).
     """
     first_row, pass_rows = 0, _first_pass_rows(keys.device)
     while True:
-        _scatter_rows(keys, per_trapezoid, first_row, pass_rows, width, frame, chunk_elements, fused)
+        _scatter_rows(keys, edges, planes, first_row, pass_rows, width, frame, chunk_elements, fused)
         first_row += pass_rows
         pass_rows = first_row
-        remaining = (per_trapezoid[0] > first_row).nonzero().squeeze(1)
+        remaining = (edges[0] > first_row).nonzero().squeeze(1)
         if remaining.numel() == 0:
             return
-        per_trapezoid = [values.index_select(0, remaining) for values in per_trapezoid]
+        edges, planes = _SELECT_TRAPEZOIDS(edges, planes, remaining, fused=fused, device=keys.device)
 
+
+
+def _select_trapezoids(edges: Tensor, planes: Tensor, chosen: Tensor) -> tuple[Tensor, Tensor]:
+    """The columns ``chosen`` (m,) of the trapezoid tables ``edges`` (8, n) and ``planes`` (5, n)."""
+    return edges[:, chosen], planes[:, chosen]
+
+
+def _select_trapezoids_eager(edges: Tensor, planes: Tensor, chosen: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`_select_trapezoids` as eager PyTorch runs it fastest (1-D gathers written in place)."""
+    tables = edges.new_empty((edges.shape[0], chosen.shape[0])), planes.new_empty((planes.shape[0], chosen.shape[0]))
+    for source, table in zip((edges, planes), tables):
+        for k in range(source.shape[0]):
+            torch.index_select(source[k], 0, chosen, out=table[k])
+    return tables
+
+
+_SELECT_TRAPEZOIDS = FusedKernel(_select_trapezoids, eager=_select_trapezoids_eager)
 
 def _scatter_rows(
     keys: Tensor,
-    per_trapezoid: list[Tensor],
+    edges: Tensor,
+    planes: Tensor,
     first_row: int,
     rows: int,
     width: int,
@@ -730,11 +783,11 @@ def _scatter_rows(
 
     Args:
         keys: (B*H*W,) float64 key buffer, updated in place.
-        per_trapezoid: (n,) tensors as for :func:`_scatter_trapezoids`.
+        edges, planes: the trapezoids' tables (:func:`_scatter_trapezoids`).
         frame: the depth quantisation (levels clamped to ``[0, frame.max_level]``).
     """
-    row_count, row_start, long_xa, long_ya, long_slope, short_xa, short_ya, short_slope = per_trapezoid[:8]
-    level_start, pixel_start, step_x, step_y, face_key = per_trapezoid[8:]
+    row_count, row_start, long_xa, long_ya, long_slope, short_xa, short_ya, short_slope = edges
+    level_start, pixel_start, step_x, step_y, face_key = planes
     device = row_start.device
 
     first, length = _ROW_SPANS(row_count, row_start, long_xa, long_ya, long_slope, short_xa, short_ya, short_slope,
@@ -744,8 +797,9 @@ def _scatter_rows(
     if total == 0:
         return
     starts = ends - length
-    level_m0, pixel_m0, row_step, row_key = _ROW_TABLES(first, starts, level_start, pixel_start, step_x, step_y,
-                                                        face_key, first_row, rows, width, fused=fused, device=device)
+    if not fused:
+        level_m0, pixel_m0, row_step, row_key = _row_tables(first, starts, level_start, pixel_start, step_x, step_y,
+                                                            face_key, first_row, rows, width)
     for begin_row, end_row in _chunk_bounds(ends, total, chunk_elements):
         begin = 0 if begin_row == 0 else int(starts[begin_row])
         end = total if end_row == ends.numel() else int(ends[end_row - 1])
@@ -755,8 +809,12 @@ def _scatter_rows(
         marks = torch.zeros(end - begin + 1, dtype=torch.int64, device=device)
         marks.scatter_add_(0, row_starts, torch.ones_like(row_starts))
         row_of = torch.cumsum(marks[:-1], 0).add_(begin_row - 1)
-        index, key = _CANDIDATE_KEYS(row_of, begin, pixel_m0, level_m0, row_step, row_key, frame.max_level,
-                                     frame.key_scale, fused=fused, device=device)
+        if fused:
+            index, key = _PLANE_CANDIDATE_KEYS(row_of, begin, first, starts, planes, first_row, width, frame.max_level,
+                                               frame.key_scale, fused=True, device=device)
+        else:
+            index, key = _candidate_keys(row_of, begin, pixel_m0, level_m0, row_step, row_key, frame.max_level,
+                                         frame.key_scale)
         keys.scatter_reduce_(0, index, key, reduce="amin")
 
 
@@ -842,9 +900,46 @@ def _candidate_keys(
     return index, key.clamp_(0.0, max_level).mul_(key_scale).add_(row_key.index_select(0, row_of))
 
 
-_CANDIDATE_KEYS = FusedKernel(_candidate_keys)
+def _plane_candidate_keys(
+    row_of: Tensor,
+    begin: int,
+    first: Tensor,
+    starts: Tensor,
+    planes: Tensor,
+    first_row: int,
+    width: int,
+    max_level: float,
+    key_scale: float,
+) -> tuple[Tensor, Tensor]:
+    """:func:`_row_tables` and :func:`_candidate_keys` in one pass over the candidates (the compiled route).
+
+    Each candidate takes what it needs of its row (``first``, ``starts``) and of its trapezoid
+    (``planes``) and does its row's arithmetic itself, in the same order, so the keys are the
+    same bits; compiled, nothing per row is written out.
+
+    Args:
+        row_of: (M,) int64 the row (in the pass) of each candidate; row ``r`` is row
+            ``first_row + r // n`` of trapezoid ``r % n``.
+        first: (rows, n) and ``starts`` (rows * n,): as for :func:`_row_tables`.
+        planes: (5, n) float64 the trapezoids' planes (:func:`_scatter_trapezoids`).
+    Returns:
+        ``index`` (M,) int64 flat pixel index and ``key`` (M,) float64.
+    """
+    level_start, pixel_start, step_x, step_y, face_key = planes
+    trapezoids = level_start.shape[0]
+    trapezoid = row_of % trapezoids
+    offset = (row_of // trapezoids + first_row).double()
+    shift = first.reshape(-1)[row_of].double() - starts[row_of]
+    row_step = step_x[trapezoid]
+    level_m0 = row_step * shift + (level_start[trapezoid] + step_y[trapezoid] * offset)
+    pixel_m0 = shift + (pixel_start[trapezoid] + offset * width)
+    m = torch.arange(begin, begin + row_of.shape[0], device=row_of.device, dtype=torch.float64)
+    key = (row_step * m + level_m0).floor().clamp(0.0, max_level) * key_scale + face_key[trapezoid]
+    return (pixel_m0 + m).long(), key
+
+
+_PLANE_CANDIDATE_KEYS = FusedKernel(_plane_candidate_keys)
 _ROW_SPANS = FusedKernel(_row_spans)
-_ROW_TABLES = FusedKernel(_row_tables)
 
 
 def _chunk_bounds(ends: Tensor, total: int, chunk_elements: int) -> list[tuple[int, int]]:
