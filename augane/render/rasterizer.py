@@ -698,11 +698,15 @@ def _barycentric_coefficients(
     return torch.stack([e2y * inverse_area, e2x * minus_inverse, e1y * minus_inverse, e1x * inverse_area, xa, ya])
 
 
-def _first_pass_rows(device: torch.device) -> int:
-    """Rows of every trapezoid in the first pass: one on CPU (FLAME-sized meshes at 224 px have
-    0-2 per trapezoid, and padded rows cost memory traffic), eight on GPUs (padding is cheap there;
-    the kernel launches and host synchronisations of each further pass are not)."""
-    return 1 if device.type == "cpu" else 8
+def _first_pass_rows(device: torch.device, fused: bool) -> int:
+    """Rows of every trapezoid in the first pass. FLAME-sized meshes at 224 px have 0-2 per
+    trapezoid: one on CPU in eager runs (padded rows cost memory traffic), two with the fused
+    kernels (there a padded row costs less than keeping the trapezoids with a second row), eight
+    on GPUs (padding is cheap there; the kernel launches and host synchronisations of each
+    further pass are not)."""
+    if device.type != "cpu":
+        return 8
+    return 2 if fused else 1
 
 
 def _edge(xa: Tensor, ya: Tensor, xb: Tensor, yb: Tensor) -> list[Tensor]:
@@ -730,7 +734,7 @@ def _scatter_trapezoids(
             index of that row's column 0, the depth-level steps per column and per row, and the
             face's key bits (its column in the face tables).
     """
-    first_row, pass_rows = 0, _first_pass_rows(keys.device)
+    first_row, pass_rows = 0, _first_pass_rows(keys.device, fused)
     while True:
         _scatter_rows(keys, edges, planes, first_row, pass_rows, width, frame, chunk_elements, fused)
         first_row += pass_rows
