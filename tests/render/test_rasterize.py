@@ -230,7 +230,7 @@ def test_row_passes_and_image_groups_do_not_change_the_fragments(monkeypatch, fi
 
     vertices, faces = random_scene(4, batch=3, num_faces=50)
     reference = rasterize(vertices, faces, (21, 27))
-    monkeypatch.setattr(rasterizer, "_first_pass_rows", lambda device: first_pass_rows)
+    monkeypatch.setattr(rasterizer, "_first_pass_rows", lambda device, fused: first_pass_rows)
     monkeypatch.setattr(rasterizer, "_images_per_group", lambda device, num_faces: images_per_group)
     other = rasterize(vertices, faces, (21, 27))
     assert torch.equal(other.face_index, reference.face_index)
