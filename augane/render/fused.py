@@ -2,9 +2,10 @@
 
 Eager PyTorch runs one operation at a time, each streaming its operands
 through memory; the rasteriser's per-face tables (some forty operations per
-face), its row spans (a dozen per trapezoid row) and its per-pixel lookups
-(gathers from the face tables, barycentrics, interpolation) are bound by
-that traffic on CPU. Compiled with Inductor (PyTorch's own compiler, which
+face), its row spans (a dozen per trapezoid row), its per-pixel lookups
+(gathers from the face tables, barycentrics, interpolation, packing into
+images) and the per-pixel terms of the backward passes are bound by that
+traffic on CPU. Compiled with Inductor (PyTorch's own compiler, which
 writes and builds C++ loops for the CPU), each chain becomes one pass over
 the faces, rows or pixels, and runs on all of torch's threads. The
 operations are the same, in the same order (an eager variant may write them

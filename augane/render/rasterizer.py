@@ -55,10 +55,12 @@ arithmetic selects (``torch.where`` is several times slower). With
 (:func:`_select_trapezoids`), the candidate keys
 (:func:`_plane_candidate_keys`: the per-row tables' arithmetic done per
 candidate, with nothing per row written out), the per-pixel lookups
-(:func:`_winners`, :func:`_pixel_barycentrics`) and the packing of per-pixel
-values into images and back (:func:`_scatter_pixels`, :func:`_gather_pixels`;
-the interpolation follows the fragments' ``fused``) run as compiled loops
-(:mod:`augane.render.fused`), bit-identical to eager.
+(:func:`_winners`, :func:`_pixel_barycentrics`), the packing of per-pixel
+values into images and back (:func:`_scatter_pixels`, :func:`_gather_pixels`)
+and the per-pixel terms of the barycentrics' backward pass
+(:func:`_barycentric_gradients`) run as compiled loops
+(:mod:`augane.render.fused`), bit-identical to eager; the interpolation
+follows the fragments' ``fused``.
 """
 
 from __future__ import annotations
@@ -723,9 +725,9 @@ def _scatter_trapezoids(
 ) -> None:
     """Write the keys of ``n`` trapezoids, rows in passes.
 
-    The first pass takes the first rows of every trapezoid, the later ones
-    further rows of the trapezoids that have them (doubling the rows per
-    pass), so that the work follows the trapezoids' heights without sorting.
+    The first pass takes the first rows of every trapezoid (:func:`_first_pass_rows`), the
+    later ones further rows of the trapezoids that have them (doubling the rows per pass), so
+    that the work follows the trapezoids' heights without sorting.
 
     Args:
         edges: (8, n) in the working dtype: ``rows`` (the trapezoid's row count), ``row_start``

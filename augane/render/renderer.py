@@ -58,8 +58,9 @@ class RenderSettings:
             (its ``rasterize_meshes``, where installed).
         chunk_elements: candidate pixels the rasteriser handles per step
             (None: suited to the device).
-        fused_kernels: on CPU, run the rasteriser's per-face and per-row
-            arithmetic as compiled kernels (:mod:`augane.render.fused`).
+        fused_kernels: on CPU, run the rasteriser's per-face, per-row and
+            per-pixel arithmetic, the interpolation and the per-pixel terms of
+            the backward passes as compiled kernels (:mod:`augane.render.fused`).
     """
 
     image_size: int | tuple[int, int] = 224
