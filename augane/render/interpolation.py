@@ -89,8 +89,10 @@ class _Interpolate(torch.autograd.Function):
         bary, gathered, corners = ctx.saved_tensors
         grad = grad.contiguous()
         grad_bary = grad_table = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:
             grad_bary, weighted = _INTERPOLATION_GRADIENTS(grad, gathered, bary, fused=ctx.fused, device=grad.device)
+        elif ctx.needs_input_grad[0]:
+            grad_bary = _barycentric_gradient(grad, gathered)
         elif ctx.needs_input_grad[1]:
             weighted = bary[None] * grad[:, None]
         if ctx.needs_input_grad[1]:
@@ -143,13 +145,18 @@ def _interpolation_gradients(grad: Tensor, gathered: Tensor, bary: Tensor) -> tu
     return grad_bary, bary[None] * grad[:, None]
 
 
-def _interpolation_gradients_eager(grad: Tensor, gathered: Tensor, bary: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`_interpolation_gradients` as eager PyTorch runs it fastest (sums written in place; no
-    ``addcmul_``, which fuses multiply-adds)."""
+def _barycentric_gradient(grad: Tensor, gathered: Tensor) -> Tensor:
+    """``grad_bary`` of :func:`_interpolation_gradients`, eager (sums written in place; no ``addcmul_``,
+    which fuses multiply-adds)."""
     grad_bary = gathered[0] * grad[0]
     for c in range(1, grad.shape[0]):
         grad_bary.add_(gathered[c] * grad[c])
-    return grad_bary, bary[None] * grad[:, None]
+    return grad_bary
+
+
+def _interpolation_gradients_eager(grad: Tensor, gathered: Tensor, bary: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`_interpolation_gradients` as eager PyTorch runs it fastest."""
+    return _barycentric_gradient(grad, gathered), bary[None] * grad[:, None]
 
 
 _INTERPOLATION_GRADIENTS = FusedKernel(_interpolation_gradients, eager=_interpolation_gradients_eager)

@@ -144,8 +144,8 @@ class Fragments:
             to the rasterised vertex positions.
         screen_vertices: (B, V, 3) the rasterised vertices (normalised
             coordinates), kept for depth interpolation.
-        fused: whether interpolations of these fragments run as compiled
-            CPU kernels, as the rasteriser did (:mod:`augane.render.fused`;
+        fused: whether interpolations and unpackings of these fragments run as
+            compiled CPU kernels, as the rasteriser did (:mod:`augane.render.fused`;
             the same results).
     """
 

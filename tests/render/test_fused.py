@@ -53,6 +53,22 @@ def test_fused_rasteriser_keeps_shared_edges_exact_and_gradients_equal() -> None
     assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
 
 
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_gradients_asked_for_one_input_equal_those_of_the_full_backward(fused) -> None:
+    scene, faces = random_scene(6, batch=2, num_vertices=40, num_faces=70)
+    colours = torch.rand(2, 40, 3)
+    weights = torch.rand(2, 24, 24, 3)
+
+    def gradients(vertices_grad: bool, colours_grad: bool):
+        v, c = scene.clone().requires_grad_(vertices_grad), colours.clone().requires_grad_(colours_grad)
+        interpolate(rasterize(v, faces, 24, fused=fused), c).backward(weights)
+        return v.grad, c.grad
+
+    both = gradients(True, True)
+    assert torch.equal(gradients(True, False)[0], both[0])
+    assert torch.equal(gradients(False, True)[1], both[1])
+
 def test_renderer_setting_and_config_key_select_the_fused_kernels(monkeypatch) -> None:
     section = validate_config({"render": {"fused_kernels": True}})["render"]
     settings = RenderSettings.from_config(section, image_size=32)
