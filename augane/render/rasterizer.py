@@ -785,7 +785,9 @@ def _scatter_rows(
     belongs to exactly one of them (the top-left rule in y-down coordinates),
     with no cracks and no double hits. Candidate stage: the spans are laid end
     to end, every covered pixel once; one ``scatter_reduce`` (``amin``) per
-    chunk keeps the smallest key per pixel.
+    chunk keeps the smallest key per pixel. Eager runs write per-row tables
+    (:func:`_row_tables`) and gather them per candidate (:func:`_candidate_keys`);
+    fused runs do the same arithmetic per candidate (:func:`_plane_candidate_keys`).
 
     Args:
         keys: (B*H*W,) float64 key buffer, updated in place.
