@@ -94,7 +94,7 @@ class _Interpolate(torch.autograd.Function):
         elif ctx.needs_input_grad[0]:
             grad_bary = _barycentric_gradient(grad, gathered)
         elif ctx.needs_input_grad[1]:
-            weighted = bary[None] * grad[:, None]
+            weighted = _corner_weights(grad, bary)
         if ctx.needs_input_grad[1]:
             # One scatter-add along the table's columns for all channels and corners (much faster than
             # index_add_ on CPU; the channels run in parallel).
@@ -129,34 +129,27 @@ def _interpolate_eager(bary: Tensor, table: Tensor, corners: Tensor) -> tuple[Te
 _INTERPOLATE = FusedKernel(_interpolate, eager=_interpolate_eager)
 
 
-def _interpolation_gradients(grad: Tensor, gathered: Tensor, bary: Tensor) -> tuple[Tensor, Tensor]:
-    """The per-pixel terms of :class:`_Interpolate`'s backward pass.
+def _barycentric_gradient(grad: Tensor, gathered: Tensor) -> Tensor:
+    """(3, N) gradient of the barycentrics: ``sum_c gathered[c] * grad[c]``, channels summed in order.
 
     Args:
-        grad: (C, N) gradient of the interpolated values; ``gathered``: (C, 3, N) the corner values;
-            ``bary``: (3, N).
-    Returns:
-        ``grad_bary`` (3, N), the gradient of the barycentrics (channels summed in order), and
-        ``weighted`` (C, 3, N), ``bary[k] * grad[c]``: what each corner's table column receives.
+        grad: (C, N) gradient of the interpolated values; ``gathered``: (C, 3, N) the corner values.
     """
     grad_bary = gathered[0] * grad[0]
     for c in range(1, grad.shape[0]):
-        grad_bary = grad_bary + gathered[c] * grad[c]
-    return grad_bary, bary[None] * grad[:, None]
-
-
-def _barycentric_gradient(grad: Tensor, gathered: Tensor) -> Tensor:
-    """``grad_bary`` of :func:`_interpolation_gradients`, eager (sums written in place; no ``addcmul_``,
-    which fuses multiply-adds)."""
-    grad_bary = gathered[0] * grad[0]
-    for c in range(1, grad.shape[0]):
-        grad_bary.add_(gathered[c] * grad[c])
+        grad_bary.add_(gathered[c] * grad[c])  # not addcmul_, which fuses multiply-adds
     return grad_bary
 
 
-def _interpolation_gradients_eager(grad: Tensor, gathered: Tensor, bary: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`_interpolation_gradients` as eager PyTorch runs it fastest."""
-    return _barycentric_gradient(grad, gathered), bary[None] * grad[:, None]
+def _corner_weights(grad: Tensor, bary: Tensor) -> Tensor:
+    """(C, 3, N) ``bary[k] * grad[c]``: what each corner's table column receives."""
+    return bary[None] * grad[:, None]
 
 
-_INTERPOLATION_GRADIENTS = FusedKernel(_interpolation_gradients, eager=_interpolation_gradients_eager)
+def _interpolation_gradients(grad: Tensor, gathered: Tensor, bary: Tensor) -> tuple[Tensor, Tensor]:
+    """The per-pixel terms of :class:`_Interpolate`'s backward pass: :func:`_barycentric_gradient`
+    and :func:`_corner_weights` in one pass when compiled."""
+    return _barycentric_gradient(grad, gathered), _corner_weights(grad, bary)
+
+
+_INTERPOLATION_GRADIENTS = FusedKernel(_interpolation_gradients)

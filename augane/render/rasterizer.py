@@ -350,9 +350,9 @@ def rasterize(
             on the vertex order) points away from the viewer.
         chunk_elements: candidate pixels processed per step (bounds memory);
             ``None`` picks a size suited to the device.
-        fused: on CPU, run the per-face tables, the row spans and the per-pixel
-            lookups as compiled kernels (:mod:`augane.render.fused`; the same
-            result, faster), as do interpolations of the fragments.
+        fused: on CPU, run the per-face, per-row and per-pixel work as compiled
+            kernels (:mod:`augane.render.fused`; the same result, faster), as do
+            interpolations and unpackings of the fragments and their backward passes.
     Returns:
         :class:`Fragments`; barycentrics are differentiable with respect to
         ``vertices[..., :2]`` (and depth with respect to ``vertices``).
@@ -747,7 +747,6 @@ def _scatter_trapezoids(
         edges, planes = _SELECT_TRAPEZOIDS(edges, planes, remaining, fused=fused, device=keys.device)
 
 
-
 def _select_trapezoids(edges: Tensor, planes: Tensor, chosen: Tensor) -> tuple[Tensor, Tensor]:
     """The columns ``chosen`` (m,) of the trapezoid tables ``edges`` (8, n) and ``planes`` (5, n)."""
     return edges[:, chosen], planes[:, chosen]
@@ -763,6 +762,7 @@ def _select_trapezoids_eager(edges: Tensor, planes: Tensor, chosen: Tensor) -> t
 
 
 _SELECT_TRAPEZOIDS = FusedKernel(_select_trapezoids, eager=_select_trapezoids_eager)
+
 
 def _scatter_rows(
     keys: Tensor,
@@ -1068,25 +1068,12 @@ def _barycentric_gradients(grad_bary: Tensor, gradients: Tensor, bary: Tensor) -
             ``bary``: (3, N).
     Returns:
         (2, 3, N): what corner k of each pixel's face receives along x and y, ``b_k`` times minus
-        the gradient with respect to the point.
+        the gradient with respect to the point (plain products and sums, no FMA, eager or compiled).
     """
-    g1x, g1y, g2x, g2y = gradients
     weight1 = grad_bary[0] - grad_bary[1]
     weight2 = grad_bary[0] - grad_bary[2]
-    point = torch.stack([weight1 * g1x + weight2 * g2x, weight1 * g1y + weight2 * g2y])
+    point = weight1 * gradients[:2] + weight2 * gradients[2:]
     return bary[None] * point[:, None]
 
 
-def _barycentric_gradients_eager(grad_bary: Tensor, gradients: Tensor, bary: Tensor) -> Tensor:
-    """:func:`_barycentric_gradients` as eager PyTorch runs it fastest (sums written in place; no
-    ``addcmul``, which fuses multiply-adds)."""
-    g1x, g1y, g2x, g2y = gradients
-    weight1 = grad_bary[0] - grad_bary[1]
-    weight2 = grad_bary[0] - grad_bary[2]
-    point = gradients.new_empty((2, weight1.shape[0]))
-    torch.mul(weight1, g1x, out=point[0]).add_(weight2 * g2x)
-    torch.mul(weight1, g1y, out=point[1]).add_(weight2 * g2y)
-    return bary[None] * point[:, None]
-
-
-_BARYCENTRIC_GRADIENTS = FusedKernel(_barycentric_gradients, eager=_barycentric_gradients_eager)
+_BARYCENTRIC_GRADIENTS = FusedKernel(_barycentric_gradients)
