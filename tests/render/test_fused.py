@@ -53,7 +53,6 @@ def test_fused_rasteriser_keeps_shared_edges_exact_and_gradients_equal() -> None
     assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
 
 
-
 @pytest.mark.parametrize("fused", [False, True])
 def test_gradients_asked_for_one_input_equal_those_of_the_full_backward(fused) -> None:
     scene, faces = random_scene(6, batch=2, num_vertices=40, num_faces=70)
